@@ -1,0 +1,207 @@
+"""``advx attack``: attack a model on real data; write adversarial examples, results.json and report.html."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+log = logging.getLogger(__name__)
+
+
+def _split_list(values: tuple[str, ...]) -> list[str]:
+    out = [v.strip() for value in values for v in value.split(";") if v.strip()]
+    return out
+
+
+def parse_jobs(attacks: tuple[str, ...], threats: tuple[str, ...], bounds=(0.0, 1.0)) -> list[tuple[str, list]]:
+    """--attack a,b and --threat specs -> [(attack, [threat, ...]), ...], every attack with every threat.
+
+    A threat spec may hold several radii (``linf:0.1,0.2``): one row each. Attacks
+    that do not support a norm are paired only with the norms they support; an
+    attack left with no threat at all is an error.
+    """
+    from advx.experiment import ATTACKS  # noqa: PLC0415
+    from advx.threat import parse_threat  # noqa: PLC0415
+
+    names = [a.strip().lower() for value in attacks for a in value.split(",") if a.strip()]
+    if not names:
+        raise ValueError("--attack: name at least one attack, e.g. --attack pgd")
+    for a in names:
+        if a not in ATTACKS:
+            raise ValueError(f"--attack {a!r} is unknown; use one of {', '.join(ATTACKS)}")
+    parsed = [t for spec in _split_list(threats) for t in parse_threat(spec, bounds=bounds)]
+    if not parsed:
+        raise ValueError("--threat: give at least one threat, e.g. --threat linf:0.1")
+    jobs = []
+    for a in dict.fromkeys(names):
+        ok = [t for t in parsed if t.norm_name in ATTACKS[a].norms]
+        if not ok:
+            norms = sorted({t.norm_name for t in parsed})
+            raise ValueError(f"--attack {a} supports {', '.join(ATTACKS[a].norms)} threats, not {', '.join(norms)}; "
+                             f"add e.g. --threat {ATTACKS[a].norms[0]}:...")
+        jobs.append((a, ok))
+    return jobs
+
+
+def print_summary(results: dict[str, Any], console=None) -> None:
+    """The short terminal table: one row per (attack, radius)."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from advx.report import table_rows  # noqa: PLC0415
+
+    console = console or Console()
+    data = results["data"]
+    table = Table(title=f"{results['model'].get('spec', 'model')} on {data.get('name')} "
+                        f"({results['clean']['n']} samples)", title_justify="left")
+    table.add_column("attack")
+    table.add_column("threat")
+    for head in ("clean acc", "robust acc", "success rate", "median ‖δ‖", "grad evals/sample", "time"):
+        table.add_column(head, justify="right")
+    for row in table_rows(results):
+        c = row["cells"]
+        name = row["attack"] + (" *" if row["shared_with"] else "")
+        table.add_row(name, f"{row['norm']} {row['eps']:g}", *(c[k][1] for k in (
+            "clean_accuracy", "robust_accuracy", "attack_success_rate", "median_distance",
+            "gradient_evaluations_per_sample", "time_s")))
+    console.print(table)
+    if any(r["shared_with"] for r in results["runs"]):
+        console.print("* minimum-norm attack run once at the largest radius; smaller radii reuse that run")
+    console.print(f"data: {data.get('source')}", highlight=False)
+
+
+class _Progress:
+    """A rich progress bar on stderr, one task per run (nothing when quiet)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console  # noqa: PLC0415
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+            self.bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.__enter__()
+        return self
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if label not in self.tasks:
+            self.tasks[label] = self.bar.add_task(label, total=total)
+        self.bar.update(self.tasks[label], completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def load_model_spec(spec: str, device: str):
+    """advx.zoo.load_model with its metadata; unknown names are bad usage (ValueError)."""
+    from advx import zoo  # noqa: PLC0415
+
+    try:
+        model = zoo.load_model(spec, device=device)
+    except KeyError as e:
+        raise ValueError(f"--model {spec!r}: {e.args[0] if e.args else 'unknown model'}") from None
+    try:
+        info = zoo.model_info(spec)
+    except Exception as e:  # noqa: BLE001 -- metadata is optional for user models
+        log.debug("no metadata for %s: %s", spec, e)
+        info = {}
+    return model, {"spec": spec, "info": _jsonable(info)}
+
+
+def _jsonable(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {str(k): _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    return d if isinstance(d, (str, int, float, bool)) or d is None else str(d)
+
+
+def run_and_save(*, model: str, data: str, split: str, jobs, n: int | None, steps: int | None,
+                 restarts: int | None, batch_size: int, seed: int, device: str, out: Path, command: str,
+                 examples: int = 8, report: bool = True, attack_options: dict | None = None,
+                 quiet: bool = False) -> dict[str, Any]:
+    """Load, attack, save; returns results.json's content (shared by ``attack`` and ``demo``)."""
+    import json  # noqa: PLC0415
+
+    from advx.experiment import load_data, run_experiment  # noqa: PLC0415
+
+    net, model_meta = load_model_spec(model, device)
+    ds = load_data(data, split=split, n=n, seed=seed)
+    data_meta = {"name": getattr(ds, "name", data), "split": getattr(ds, "split", split), "spec": data,
+                 "seed": seed}
+    with _Progress(enabled=not quiet) as progress:
+        exp = run_experiment(net, ds, jobs, steps=steps, restarts=restarts, batch_size=batch_size, seed=seed,
+                             device=device, progress=progress, model_meta=model_meta, data_meta=data_meta,
+                             attack_options=attack_options)
+    paths = exp.save(out, command=command, n_examples=examples, report=report)
+    return json.loads(paths["results"].read_text())
+
+
+EXAMPLE = """\b
+Examples:
+  advx attack --model fmnist-cnn --data fashion-mnist --attack pgd --threat linf:0.1 --n 1000 --out runs/x
+  advx attack --model fmnist-cnn --data fashion-mnist --attack fgsm,pgd --threat linf:0.05,0.1,0.2 --n 500
+  advx attack --model mymodel.safetensors --data my_data.npz --attack cw --threat l2:1.0,2.0 --n 200
+
+\b
+Attacks: fgsm, pgd, bim, apgd-ce, apgd-t (L∞/L2/L1); cw (L2); deepfool (L2/L∞); jsma (L0); ead (L1).
+Threats: NORM:EPS[,EPS...] with NORM in linf, l2, l1, l0 -- each radius is one row.
+--model: a zoo name (fmnist-cnn, mnist-cnn), a .safetensors file with its JSON sidecar, a .pt2 archive,
+or module:function returning an nn.Module. --data: fashion-mnist, mnist, or a .safetensors/.npz file
+with tensors x (N, ...) in [0, 1] and integer labels y.
+"""
+
+
+@click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
+@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, or module:function.")
+@click.option("--data", "data", required=True, help="fashion-mnist, mnist, or a .safetensors/.npz file.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--attack", "attacks", multiple=True, default=("pgd",), show_default=True,
+              help="Attack name(s), comma-separated or repeated.")
+@click.option("--threat", "threats", multiple=True, required=True,
+              help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Number of samples (class-stratified, seeded).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations (attack default if omitted).")
+@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts (attack default if omitted).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps ...")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/attack"),
+              show_default=True, help="Output folder.")
+@click.option("--examples", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Examples per attack shown in the report.")
+@click.option("--no-report", is_flag=True, help="Write results.json and the tensors only.")
+@click.pass_context
+def command(ctx: click.Context, model: str, data: str, split: str, attacks: tuple[str, ...], threats: tuple[str, ...],
+            n: int, steps: int | None, restarts: int | None, batch_size: int, seed: int, device: str, out: Path,
+            examples: int, no_report: bool) -> None:
+    """Attack a model on real data; write adversarial examples, results.json and an HTML report."""
+    jobs = parse_jobs(attacks, threats)
+    argv = ["advx", "attack", "--model", model, "--data", data, "--split", split,
+            "--attack", ",".join(a for a, _ in jobs), *[x for t in threats for x in ("--threat", t)],
+            "--n", str(n)]
+    if steps is not None:
+        argv += ["--steps", str(steps)]
+    if restarts is not None:
+        argv += ["--restarts", str(restarts)]
+    argv += ["--batch-size", str(batch_size), "--seed", str(seed), "--device", device, "--out", str(out)]
+    quiet = logging.getLogger().level > logging.INFO
+    results = run_and_save(model=model, data=data, split=split, jobs=jobs, n=n, steps=steps, restarts=restarts,
+                           batch_size=batch_size, seed=seed, device=device, out=out, command=shlex.join(argv),
+                           examples=examples, report=not no_report, quiet=quiet)
+    print_summary(results)
+    where = out / ("report.html" if not no_report else "results.json")
+    click.echo(f"wrote {out}/adversarial.safetensors, {out}/results.json" + ("" if no_report else f", {where}"))
