@@ -83,7 +83,7 @@ def fetch(remote: Remote, directory: str | Path, opener: Opener | None = None, t
         except ChecksumError:
             raise
         except OSError as e:  # network errors (URLError is an OSError); try the next mirror
-            log.info("could not download %s: %s", url, e)
+            log.debug("could not download %s: %s", url, e)
             error = e
         finally:
             if os.path.exists(tmp):
