@@ -124,7 +124,7 @@ def build_attack(
     accepted = inspect.signature(cls).parameters
     kwargs = {**entry.options, **options}
     for arg, value in (("steps", steps), ("restarts", restarts)):
-        if value is None or arg in options:  # per-attack options win over the common setting
+        if value is None:
             continue
         if arg in accepted:
             kwargs[arg] = int(value)
@@ -477,8 +477,9 @@ def run_experiment(
         threats = list(threats)
         if not threats:
             raise ValueError(f"attack {name!r}: give at least one threat")
-        built = [build_attack(name, t, steps=steps, restarts=restarts, seed=seed, **attack_options.get(name, {}))
-                 for t in threats]
+        opts = dict(attack_options.get(name, {}))  # per-attack options win over the common steps/restarts
+        s, r = opts.pop("steps", steps), opts.pop("restarts", restarts)
+        built = [build_attack(name, t, steps=s, restarts=r, seed=seed, **opts) for t in threats]
         if getattr(built[0], "minimum_norm", False) and len(threats) > 1:
             runs += _run_minimum_norm(name, built, model, x, y, clean_logits, batch_size, seed, progress, seen)
         else:
