@@ -1,0 +1,273 @@
+"""Square Attack: score-based random search in Linf and L2 balls.
+
+Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a query-efficient
+black-box adversarial attack via random search", ECCV 2020
+(https://arxiv.org/abs/1912.00049).
+
+Only scores are used (``ctx.forward``; never a gradient). From an initial point
+on the boundary of the ball, each iteration changes one random square window
+covering a fraction ``p`` of the input and keeps the change if the loss grows:
+
+* Linf (Alg. 2): the window is set to a random +-eps per channel; the start is
+  vertical stripes of +-eps (one sign per channel and column).
+* L2 (Alg. 3): the window gets a "meta pseudo-Gaussian" bump (two halves of
+  nested squares with weights 1/(k+1)^2, opposite signs) plus its old content,
+  and takes the mass of a second window, which is zeroed; the perturbation is
+  then rescaled to norm eps. The start tiles such bumps over a grid of h/5 blocks.
+
+``p`` starts at ``p_init`` and is halved at iterations
+{10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000} of a 10 000-query run,
+rescaled to the budget (iteration i of Q counts as i * 10000 / Q).
+
+Inputs are read as (N, C, H, W); (N, C, T) signals as (N, C, 1, T) and flat
+(N, D) vectors as (N, 1, 1, D), where windows become segments of p * T features.
+
+Query accounting per sample: the search spends at most ``queries`` forwards per
+restart (the start point counts as one, as in the paper); the attack contract
+adds 2 (the clean forward and the final judgement of x_adv), so
+``result.queries <= restarts * queries + 2`` and ``result.gradients == 0``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+from advx.attacks.base import Attack, AttackContext
+from advx.attacks.losses import LossFn, get_loss
+from advx.threat import L2, Linf, Threat
+
+__all__ = ["Square", "p_schedule"]
+
+_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+
+
+def p_schedule(p_init: float, it: int, queries: int) -> float:
+    """Fraction of the input changed at iteration ``it`` of a ``queries`` budget."""
+    t = int(it / queries * 10000)
+    halvings = sum(t > h for h in _HALVINGS)
+    return p_init / 2**halvings if t <= 10000 else p_init
+
+
+def _as_image(x: Tensor) -> Tensor:
+    if x.dim() == 2:
+        return x[:, None, None, :]
+    if x.dim() == 3:
+        return x[:, :, None, :]
+    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
+
+
+def _bcast(v: Tensor, like: Tensor) -> Tensor:
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+class _Draw:
+    """Random draws on the generator's device, moved to the data's."""
+
+    def __init__(self, generator: torch.Generator, like: Tensor):
+        self.g, self.like = generator, like
+
+    def uniform(self, *shape: int) -> Tensor:
+        return torch.rand(shape, generator=self.g, device=self.g.device).to(self.like)
+
+    def signs(self, *shape: int) -> Tensor:
+        return self.uniform(*shape).lt(0.5).to(self.like.dtype) * 2 - 1
+
+    def offsets(self, n: int, high: int) -> Tensor:
+        return torch.randint(0, high + 1, (n,), generator=self.g, device=self.g.device).to(self.like.device)
+
+
+def _window(t: Tensor, vh: Tensor, vw: Tensor, sh: int, sw: int):
+    """Advanced index of the (sh, sw) window at per-sample offsets (vh, vw), channels last."""
+    ar = torch.arange(sh, device=t.device), torch.arange(sw, device=t.device)
+    b = torch.arange(t.shape[0], device=t.device)[:, None, None]
+    return b, (vh[:, None] + ar[0])[:, :, None], (vw[:, None] + ar[1])[:, None, :]
+
+
+def _get(t: Tensor, idx) -> Tensor:
+    return t.permute(0, 2, 3, 1)[idx].permute(0, 3, 1, 2)  # (n, C, sh, sw)
+
+
+def _put(t: Tensor, idx, value: Tensor) -> None:
+    t.permute(0, 2, 3, 1)[idx] = value.permute(0, 2, 3, 1)
+
+
+def _nested_squares(a: int, b: int, dtype, device) -> Tensor:
+    """Cells at Chebyshev distance d from the centre weigh sum_{j=d+1}^{m+1} 1/j^2 (unit L2 norm)."""
+    r = (torch.arange(a, device=device) - a // 2).abs()
+    c = (torch.arange(b, device=device) - b // 2).abs()
+    d = torch.maximum(r[:, None], c[None, :])
+    m = int(d.max())
+    tail = (1.0 / torch.arange(1, m + 2, device=device, dtype=dtype) ** 2).flip(0).cumsum(0).flip(0)
+    out = tail[d]
+    return out / out.norm()
+
+
+@functools.lru_cache(maxsize=256)
+def _bump(a: int, b: int, split_rows: bool, dtype, device) -> Tensor:
+    """Meta pseudo-Gaussian (a, b) pattern: two nested-square halves of opposite sign, unit norm."""
+    if split_rows and a < 2 or not split_rows and b < 2:
+        split_rows = a >= 2
+    if (a if split_rows else b) < 2:
+        return torch.ones(a, b, dtype=dtype, device=device) / math.sqrt(a * b)
+    if split_rows:
+        h = a // 2
+        out = torch.cat([_nested_squares(h, b, dtype, device), -_nested_squares(a - h, b, dtype, device)], 0)
+    else:
+        h = b // 2
+        out = torch.cat([_nested_squares(a, h, dtype, device), -_nested_squares(a, b - h, dtype, device)], 1)
+    return out / out.norm()
+
+
+class Square(Attack):
+    """Square Attack (Andriushchenko et al. 2020), Linf or L2, score-based.
+
+    Args:
+        threat: ``Linf(eps)`` or ``L2(eps)``.
+        queries: forwards per sample and restart, the start point included.
+        p_init: initial fraction of the input changed per iteration (0.8 as in AutoAttack).
+        loss: "margin" (C&W logit margin, default), "ce", "dlr" or a callable; maximised.
+        restarts: independent searches; each later one only on samples not yet fooled.
+    """
+
+    def __init__(self, threat: Threat, queries: int = 5000, p_init: float = 0.8, loss: str | LossFn = "margin",
+                 restarts: int = 1, seed: int = 0):
+        super().__init__(threat, seed)
+        if not isinstance(threat, (Linf, L2)):
+            raise TypeError(f"threat: Square supports Linf and L2 threats, got {type(threat).__name__}")
+        if int(queries) < 1:
+            raise ValueError(f"queries must be >= 1, got {queries!r}")
+        if not 0 < p_init <= 1:
+            raise ValueError(f"p_init must be in (0, 1], got {p_init!r}")
+        if int(restarts) < 1:
+            raise ValueError(f"restarts must be >= 1, got {restarts!r}")
+        self.queries, self.p_init, self.restarts = int(queries), float(p_init), int(restarts)
+        self.loss = get_loss(loss)
+        self.l2 = isinstance(threat, L2)
+
+    def run(self, ctx: AttackContext) -> Tensor:
+        x = ctx.x
+        best = x.clone()
+        best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
+        done = ctx.initial_success.clone()
+        for _ in range(self.restarts):
+            todo = (~done).nonzero().squeeze(1)
+            if len(todo) == 0:
+                break
+            x_r, loss_r, adv_r = self._search(ctx, todo)
+            better = adv_r | (loss_r > best_loss[todo])
+            best[todo[better]], best_loss[todo[better]] = x_r[better], loss_r[better]
+            done[todo[adv_r]] = True
+        return best
+
+    # ---------------------------------------------------------------- search
+    def _search(self, ctx: AttackContext, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        threat, x0 = self.threat, ctx.x[idx]
+        y, target = ctx.labels(idx)
+        draw = _Draw(ctx.generator, x0)
+        img = _as_image(x0)
+        eps = threat.radius(x0)
+
+        def judge(z: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+            logits = ctx.forward(z, idx[rows])
+            t = None if target is None else target[rows]
+            return self.loss(logits, y[rows], t), ctx.adversarial(logits, idx[rows])
+
+        start = self._init_l2(img, eps, draw) if self.l2 else self._init_linf(img, eps, draw)
+        x_best = threat.project(x0 + start.reshape(x0.shape), x0)
+        act = torch.arange(len(idx), device=x0.device)
+        loss_best, adv = judge(x_best, act)
+        act = act[~adv]
+        for it in range(1, self.queries):
+            if len(act) == 0:
+                break
+            p = p_schedule(self.p_init, it, self.queries)
+            delta = _as_image(x_best[act] - x0[act]).clone()
+            if self.l2:
+                x_new = self._step_l2(x0[act], delta, eps[act], p, draw)
+            else:
+                x_new = self._step_linf(x0[act], x_best[act], delta, eps[act], p, draw)
+            loss_new, adv_new = judge(x_new, act)
+            better = adv_new | (loss_new > loss_best[act])
+            x_best[act[better]], loss_best[act[better]] = x_new[better], loss_new[better]
+            adv[act[adv_new]] = True
+            act = act[~adv_new]
+        return x_best, loss_best, adv
+
+    # ------------------------------------------------------------------ Linf
+    @staticmethod
+    def _side(p: float, h: int, w: int, floor: int = 1) -> tuple[int, int]:
+        """Window (height, width) covering a fraction p of an (h, w) plane."""
+        if h > 1 and w > 1:
+            s = int(round(math.sqrt(p * h * w)))
+            s = min(max(s, floor, 1), max(min(h, w) - 1, 1))
+            return s, s
+        s = min(max(int(round(p * h * w)), floor, 1), max(h * w - 1, 1))
+        return (1, s) if h == 1 else (s, 1)
+
+    def _init_linf(self, img: Tensor, eps: Tensor, draw: _Draw) -> Tensor:
+        n, c, _, w = img.shape
+        return _bcast(eps, img) * draw.signs(n, c, 1, w).expand_as(img)
+
+    def _step_linf(self, x0: Tensor, x_best: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw) -> Tensor:
+        n, c, h, w = delta.shape
+        sh, sw = self._side(p, h, w)
+        win = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
+        best_img = _as_image(x_best)
+        redo = torch.arange(n, device=x0.device)
+        x_new = x_best.clone()
+        for _ in range(10):  # resample the signs of windows the change would leave as they are
+            d = delta[redo].clone()
+            sub = tuple(t[redo] for t in win)
+            sub = (torch.arange(len(redo), device=d.device)[:, None, None],) + sub[1:]
+            _put(d, sub, (_bcast(eps[redo], d) * draw.signs(len(redo), c, 1, 1)).expand(-1, -1, sh, sw))
+            cand = self.threat.project(x0[redo] + d.reshape(x0[redo].shape), x0[redo])
+            x_new[redo] = cand
+            same = (_get(_as_image(cand), sub) - _get(best_img[redo], sub)).abs().lt(1e-7).flatten(1).all(1)
+            redo = redo[same]
+            if len(redo) == 0:
+                break
+        return x_new
+
+    # -------------------------------------------------------------------- L2
+    def _init_l2(self, img: Tensor, eps: Tensor, draw: _Draw) -> Tensor:
+        n, c, h, w = img.shape
+        bh, bw = (max(h // 5, 1), max(w // 5, 1)) if h > 1 else (1, max(w // 5, 1))
+        delta = torch.zeros_like(img)
+        top, left = (h - bh * (h // bh)) // 2, (w - bw * (w // bw)) // 2
+        for i in range(h // bh):
+            for j in range(w // bw):
+                split = bool(draw.uniform(1) < 0.5) if bh == bw else bh >= bw
+                bump = _bump(bh, bw, split, img.dtype, img.device)
+                r, q = top + i * bh, left + j * bw
+                delta[:, :, r:r + bh, q:q + bw] += bump * draw.signs(n, c, 1, 1)
+        norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return delta * _bcast(eps / norm, delta)
+
+    def _step_l2(self, x0: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw) -> Tensor:
+        n, c, h, w = delta.shape
+        sh, sw = self._side(p, h, w, floor=3)
+        if sh == sw and sh % 2 == 0 and sh < min(h, w):
+            sh = sw = sh + 1  # odd windows centre the bump, as in the paper
+        w1 = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
+        w2 = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
+        in_w1 = _get(delta, w1)
+        mask = torch.zeros_like(delta)
+        _put(mask, w1, torch.ones_like(in_w1))
+        _put(mask, w2, torch.ones_like(in_w1))
+        norm_w1 = in_w1.flatten(2).norm(dim=2)[..., None, None]  # (n, C, 1, 1)
+        norm_union = (delta * mask).flatten(2).norm(dim=2)[..., None, None]
+        room = (_bcast(eps, delta) ** 2 - delta.flatten(1).pow(2).sum(1).reshape(-1, 1, 1, 1)).clamp_min(0)
+        budget = (room / c + norm_union**2).sqrt()
+        bump = _bump(sh, sw, True, delta.dtype, delta.device)
+        if sh == sw:  # a random orientation per sample
+            bump = torch.where(draw.uniform(n, 1, 1, 1) < 0.5, bump, bump.T)
+        new = bump * draw.signs(n, c, 1, 1) + in_w1 / (norm_w1 + 1e-10)
+        new = new / new.flatten(2).norm(dim=2)[..., None, None].clamp_min(1e-12) * budget
+        _put(delta, w2, torch.zeros_like(in_w1))
+        _put(delta, w1, new)
+        scale = eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return self.threat.project(x0 + (delta * _bcast(scale, delta)).reshape(x0.shape), x0)
