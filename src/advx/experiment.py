@@ -96,8 +96,8 @@ def build_attack(
 ) -> Attack:
     """The attack called ``name`` on the command line, configured for ``threat``.
 
-    ``steps`` and ``restarts`` are passed only to attacks that take them (a
-    warning is logged otherwise); ``options`` are further constructor arguments.
+    ``steps`` and ``restarts`` are passed only to attacks that take them (and
+    ignored by the others); ``options`` are further constructor arguments.
     """
     key = name.strip().lower()
     if key not in ATTACKS:
@@ -129,7 +129,7 @@ def build_attack(
         if arg in accepted:
             kwargs[arg] = int(value)
         else:
-            log.warning("attack %s takes no %s; ignoring %s=%s", key, arg, arg, value)
+            log.debug("attack %s takes no %s; ignoring %s=%s", key, arg, arg, value)
     if "seed" in accepted:
         kwargs["seed"] = int(seed)
     unknown = sorted(set(kwargs) - set(accepted))

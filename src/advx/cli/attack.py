@@ -54,7 +54,10 @@ def print_summary(results: dict[str, Any], console=None) -> None:
 
     from advx.report import table_rows  # noqa: PLC0415
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or captured: wide enough that no cell wraps
+            console = Console(width=120)
     data = results["data"]
     table = Table(title=f"{results['model'].get('spec', 'model')} on {data.get('name')} "
                         f"({results['clean']['n']} samples)", title_justify="left")

@@ -1,0 +1,144 @@
+"""``advx attack`` and ``advx demo`` from the command line: exit codes, messages, outputs.
+
+Runs go through :func:`advx.cli.main` in-process, on real Fashion-MNIST test
+images (Debian ``dataset-fashion-mnist``, installed by ``make test``), kept tiny.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from advx.cli import main
+from advx.report import fmt_num, fmt_pct
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny runs on a shared machine: one thread is fastest
+    yield
+    torch.set_num_threads(threads)
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+@pytest.fixture
+def tiny_model(tmp_path, monkeypatch) -> str:
+    """A module:function model spec: a ridge-regression linear classifier fitted to 2,000 training images."""
+    (tmp_path / "advx_test_models.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+        from advx.data import load
+
+        def linear():
+            d = load("fashion-mnist", "train", n=2000)
+            a = torch.cat([d.x.flatten(1), torch.ones(len(d.y), 1)], 1)
+            ridge = a.T @ a + 1.0 * torch.eye(a.shape[1])
+            w = torch.linalg.solve(ridge, a.T @ torch.nn.functional.one_hot(d.y, 10).float())
+            model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+            with torch.no_grad():
+                model[1].weight.copy_(w[:-1].T)
+                model[1].bias.copy_(w[-1])
+            return model.eval()
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "advx_test_models:linear"
+
+
+BASE = ("attack", "--model", "fmnist-cnn", "--data", "fashion-mnist", "--n", "4")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--threat", "linf"), "give the radius after a colon"),
+    (("--threat", "linf:abc"), "radii must be numbers"),
+    (("--threat", "l3:0.1"), "unknown norm 'l3'"),
+    (("--threat", "linf:0.1", "--attack", "nope"), "--attack 'nope' is unknown"),
+    (("--threat", "linf:0.1", "--attack", "cw"), "--attack cw supports l2"),
+])
+def test_bad_usage_exits_2_with_one_line(capsys, args, needle):
+    rc, out, err = cli(capsys, *BASE, *args)
+    assert rc == 2
+    assert err.startswith("advx: error:") and err.count("\n") == 1 and needle in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_unknown_model_exits_2_with_one_line(capsys):
+    rc, _, err = cli(capsys, "attack", "--model", "no-such-model", "--data", "fashion-mnist",
+                     "--threat", "linf:0.1", "--n", "4")
+    assert rc == 2 and err.count("\n") == 1 and "no-such-model" in err and "fmnist-cnn" in err, err
+
+
+def test_missing_data_file_exits_1(capsys, tmp_path, tiny_model):
+    rc, _, err = cli(capsys, "attack", "--model", tiny_model, "--data", str(tmp_path / "absent.npz"),
+                     "--threat", "linf:0.1")
+    assert rc == 1 and err.count("\n") == 1 and "absent.npz" in err and "does not exist" in err, err
+
+
+@pytest.mark.parametrize("sub, example", [
+    ("attack", "advx attack --model fmnist-cnn --data fashion-mnist --attack pgd --threat linf:0.1"),
+    ("demo", "advx demo"),
+])
+def test_help_shows_an_example(capsys, sub, example):
+    rc, out, _ = cli(capsys, sub, "--help")
+    assert rc == 0 and "Example" in out and example in out
+
+
+def test_tiny_attack_run_writes_everything_and_reproduces(capsys, tmp_path, tiny_model):
+    out_dir = tmp_path / "run"
+    rc, out, err = cli(capsys, "attack", "--model", tiny_model, "--data", "fashion-mnist", "--n", "20",
+                       "--attack", "fgsm,pgd", "--threat", "linf:0.02,0.1", "--steps", "3", "--batch-size", "8",
+                       "--out", str(out_dir))
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    assert (out_dir / "report.html").stat().st_size > 10_000
+    runs = results["runs"]
+    assert [r["id"] for r in runs] == ["fgsm-linf-0.02", "fgsm-linf-0.1", "pgd-linf-0.02", "pgd-linf-0.1"]
+    assert results["clean"]["accuracy"] > 0.5  # the fitted model is a real classifier
+    assert "Debian" in results["data"]["source"] or "official" in results["data"]["source"]
+    # the printed table shows the numbers of results.json
+    for r in runs:
+        m = r["metrics"]
+        line = next(ln for ln in out.splitlines() if f"linf {r['threat']['eps']:g}" in ln and r["attack"] in ln)
+        for value in (fmt_pct(m["clean_accuracy"]), fmt_pct(m["robust_accuracy"]),
+                      fmt_pct(m["attack_success_rate"]), fmt_num(m["median_distance"])):
+            assert value in line, (value, line)
+    assert "report.html" in out
+    # adversarial examples are saved, inside the threat
+    t = load_file(str(out_dir / "adversarial.safetensors"))
+    for r in runs:
+        delta = (t[f"{r['id']}/x_adv"] - t["x"]).abs().amax()
+        assert float(delta) <= r["threat"]["eps"] + 1e-6
+    # the recorded command reproduces the same numbers
+    argv = shlex.split(results["command"])
+    assert argv[:2] == ["advx", "attack"]
+    argv[argv.index("--out") + 1] = str(tmp_path / "again")
+    rc, _, err = cli(capsys, *argv[1:])
+    assert rc == 0, err
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    strip = [{k: v for k, v in r["metrics"].items() if k != "time_s"} for r in runs]
+    assert strip == [{k: v for k, v in r["metrics"].items() if k != "time_s"} for r in again["runs"]]
+
+
+def test_demo_runs_fgsm_pgd_and_cw_on_the_committed_model(capsys, tmp_path, monkeypatch):
+    from advx.cli import demo
+
+    small = dict(demo.DEMO, n=24, steps=3, attack_options={"cw": {"steps": 10, "binary_search_steps": 2}})
+    monkeypatch.setattr(demo, "DEMO", small)
+    out_dir = tmp_path / "demo"
+    rc, out, err = cli(capsys, "demo", "--out", str(out_dir))
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["model"]["spec"] == "fmnist-cnn" and results["command"].startswith("advx demo")
+    assert [r["attack"] for r in results["runs"]] == ["fgsm"] * 3 + ["pgd"] * 3 + ["cw"] * 3
+    assert results["clean"]["accuracy"] >= 0.75  # the committed model is a trained classifier
+    assert f"report: {out_dir / 'report.html'}" in out
