@@ -1,0 +1,293 @@
+"""Checks that say when a robust-accuracy number cannot be trusted.
+
+The failure modes are those catalogued by Athalye, Carlini & Wagner, "Obfuscated
+Gradients Give a False Sense of Security" (ICML 2018, https://arxiv.org/abs/1802.00420),
+and Carlini et al., "On Evaluating Adversarial Robustness" (2019,
+https://arxiv.org/abs/1902.06705), section 5 ("basic sanity tests"). Each
+check gathers evidence batch by batch (so it checkpoints and shards like the
+rest of the run), and turns the merged evidence into a :class:`Check`:
+
+* ``gradients``     -- input gradients zero, NaN, or too small to move the loss
+  across the ball (dual norm x eps < 1e-3 x |margin|) on many points.
+* ``randomness``    -- the same input gives different logits: suggests EOT.
+* ``probabilities`` -- the outputs are non-negative rows summing to 1
+  (softmax applied inside the model saturates the gradients of losses on them).
+* ``black_box``     -- a score-based attack broke points every white-box attack missed.
+* ``unbounded``     -- a gradient attack with eps at the box's full range
+  does not reach ~100% success (it must: any input is allowed).
+* ``monotone``      -- robust accuracy (each eps evaluated independently)
+  rises with eps somewhere: the attacks have not converged.
+* ``convergence``   -- a stronger attack (more iterations and restarts) on a
+  sample of surviving points breaks a noticeable share of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from advx.attacks.base import Attack
+from advx.attacks.losses import margin
+from advx.model import ModelFn, input_gradient
+from advx.threat import L0, L1, L2, Linf, Threat
+
+__all__ = ["Check", "CHECKS", "gradient_evidence", "probability_evidence", "full_range", "unbounded_attack",
+           "stronger_attack", "verdicts"]
+
+#: every check, in report order
+CHECKS = ("gradients", "randomness", "probabilities", "black_box", "unbounded", "monotone", "convergence")
+
+GRADIENT_FRACTION = 0.05  #: share of masked gradients that raises the flag
+TINY_RATIO = 1e-3  #: gradient "tiny": first-order loss change across the ball < this x |margin|
+PROBABILITY_FRACTION = 0.99
+BLACK_BOX_FRACTION = 0.005
+UNBOUNDED_SUCCESS = 0.98
+CONVERGENCE_DROP = 0.01  #: estimated robust-accuracy drop (fraction of n) that raises the flag
+
+
+@dataclass
+class Check:
+    """One named check: ``status`` is "warning" (fired), "ok" or "skipped"."""
+
+    name: str
+    status: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    suggestion: str = ""
+
+    @property
+    def fired(self) -> bool:
+        return self.status == "warning"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "message": self.message,
+                "evidence": self.evidence, "suggestion": self.suggestion}
+
+
+# ----------------------------------------------------------------- evidence
+def _linear_gain(threat: Threat, grad: Tensor) -> Tensor:
+    """max over the ball (box ignored) of <grad, delta>: the dual norm times eps."""
+    g = grad.reshape(len(grad), -1).abs()
+    if isinstance(threat, Linf):
+        dual = g.sum(1)
+    elif isinstance(threat, L1):
+        dual = g.amax(1)
+    elif isinstance(threat, L0):
+        lo, hi = threat.box(grad)
+        width = float((hi - lo).max())
+        return g.topk(min(threat.k, g.shape[1]), dim=1).values.sum(1) * width
+    else:  # L2 and anything Euclidean-like (e.g. audio dB balls)
+        dual = g.norm(dim=1)
+    return dual * threat.radius(grad)
+
+
+def gradient_evidence(model: ModelFn, x: Tensor, y: Tensor, threat: Threat,
+                      generator: torch.Generator) -> dict[str, Any]:
+    """Margin-loss input gradients at x and at a random point of the ball: counts of masked ones."""
+    zero = nan = tiny = points = 0
+    smallest = math.inf
+    for point in (x, threat.random_start(x, generator)):
+        loss, grad, _ = input_gradient(model, point, lambda z: margin(z, y))
+        flat = grad.reshape(len(grad), -1)
+        bad = ~torch.isfinite(flat).all(1) | ~torch.isfinite(loss)
+        is_zero = (flat == 0).all(1) & ~bad
+        gain = _linear_gain(threat, torch.nan_to_num(grad))
+        is_tiny = (gain < TINY_RATIO * loss.abs()) & ~is_zero & ~bad
+        ok = ~bad & ~is_zero
+        if bool(ok.any()):
+            smallest = min(smallest, float((gain[ok] / loss[ok].abs().clamp_min(1e-30)).min()))
+        zero += int(is_zero.sum())
+        nan += int(bad.sum())
+        tiny += int(is_tiny.sum())
+        points += len(x)
+    return {"points": points, "zero": zero, "nan": nan, "tiny": tiny,
+            "min_gain_ratio": None if smallest == math.inf else smallest}
+
+
+def probability_evidence(logits: Tensor, tol: float = 1e-3) -> dict[str, Any]:
+    """How many output rows are non-negative and sum to 1 (probabilities, not logits)."""
+    rows = ((logits >= -1e-6).all(1) & ((logits.sum(1) - 1).abs() <= tol)).sum()
+    finite = logits[torch.isfinite(logits)]
+    return {"rows": len(logits), "probability_rows": int(rows),
+            "min_output": float(finite.min()) if finite.numel() else None,
+            "max_output": float(finite.max()) if finite.numel() else None}
+
+
+def full_range(threat: Threat, x: Tensor) -> Threat:
+    """The same threat with eps covering the whole box (any valid input reachable)."""
+    lo, hi = threat.box(x[:1])
+    width = (hi - lo).expand_as(x[:1]).reshape(-1).to(torch.float64)
+    if isinstance(threat, Linf):
+        eps = float(width.max())
+    elif isinstance(threat, L2):
+        eps = float(width.norm())
+    elif isinstance(threat, L1):
+        eps = float(width.sum())
+    elif isinstance(threat, L0):
+        eps = width.numel()
+    else:
+        raise TypeError(f"no full-range radius for {type(threat).__name__}")
+    return threat.with_eps(eps)
+
+
+def unbounded_attack(threat: Threat) -> Attack:
+    """A plain gradient attack from x (no random start, which could succeed by luck)."""
+    from advx.attacks.pgd import PGD
+
+    return PGD(threat, steps=50, random_start=False, loss="margin")
+
+
+def stronger_attack(threat: Threat) -> Attack:
+    """Twice the iterations and two restarts of the standard APGD-CE (PGD-margin if APGD is missing)."""
+    try:
+        from advx.attacks.apgd import APGD
+    except ImportError:
+        from advx.attacks.pgd import PGD
+
+        return PGD(threat, steps=200, restarts=2, loss="margin")
+    return APGD(threat, steps=200, restarts=2, loss="ce")
+
+
+# ----------------------------------------------------------------- verdicts
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def _gradients(ev: dict | None) -> Check:
+    if not ev or not ev.get("points"):
+        return Check("gradients", "skipped", "no gradient probe ran")
+    bad = ev["zero"] + ev["nan"] + ev["tiny"]
+    frac = bad / ev["points"]
+    evidence = {**ev, "masked_fraction": frac}
+    if frac >= GRADIENT_FRACTION:
+        return Check("gradients", "warning",
+                     f"input gradients are zero on {ev['zero']}, NaN on {ev['nan']} and tiny on {ev['tiny']} of "
+                     f"{ev['points']} probed points ({_pct(frac)}): gradients are masked or obfuscated, so "
+                     "gradient attacks under-report vulnerability",
+                     evidence, "use BPDA for non-differentiable layers (Athalye et al. 2018), attack the logits "
+                     "rather than probabilities, and trust the black-box attacks' numbers more")
+    return Check("gradients", "ok", f"gradients usable on {ev['points'] - bad} of {ev['points']} probed points",
+                 evidence)
+
+
+def _randomness(ev: dict | None, eot: int | None) -> Check:
+    if not ev or not ev.get("rows"):
+        return Check("randomness", "skipped", "no randomness probe ran")
+    if ev["differing_rows"]:
+        done = f" evaluated with EOT over {eot} passes." if eot else ""
+        return Check("randomness", "warning",
+                     f"the model is randomised: the same input gave different logits on {ev['differing_rows']} of "
+                     f"{ev['rows']} points (max difference {ev['max_abs_diff']:.3g}; prediction changed on "
+                     f"{ev['prediction_changed']}).{done}", ev,
+                     "" if eot else "re-run with eot=N (--eot N), e.g. 20, to attack the expectation over the randomness")
+    return Check("randomness", "ok", f"deterministic on {ev['rows']} points (two forward passes agree)", ev)
+
+
+def _probabilities(ev: dict | None) -> Check:
+    if not ev or not ev.get("rows"):
+        return Check("probabilities", "skipped", "no outputs probed")
+    frac = ev["probability_rows"] / ev["rows"]
+    if frac >= PROBABILITY_FRACTION:
+        return Check("probabilities", "warning",
+                     f"{ev['probability_rows']} of {ev['rows']} output rows are non-negative and sum to 1: the model "
+                     "returns probabilities, not logits; losses on saturated softmax outputs give vanishing gradients",
+                     ev, "return the logits (remove the final softmax) before evaluating")
+    return Check("probabilities", "ok", "outputs look like logits", ev)
+
+
+def _black_box(ev: dict) -> Check:
+    if not ev.get("black_box_attacks"):
+        return Check("black_box", "skipped", "no black-box attack in the ensemble", ev)
+    if not ev.get("white_box_attacks"):
+        return Check("black_box", "skipped", "no white-box attack ran before the black-box ones", ev)
+    count, n = ev["broken_only_by_black_box"], max(ev["n"], 1)
+    if count >= 1 and count / n >= BLACK_BOX_FRACTION:
+        return Check("black_box", "warning",
+                     f"black-box attacks broke {count} points ({_pct(count / n)} of all) that every white-box attack "
+                     "missed: the gradients mislead the white-box attacks", ev,
+                     "look for gradient masking; try BPDA/EOT-adapted white-box attacks")
+    return Check("black_box", "ok", f"black-box attacks broke {count} points the white-box attacks missed", ev)
+
+
+def _unbounded(ev: dict | None) -> Check:
+    if not ev or not ev.get("probed"):
+        return Check("unbounded", "skipped", "no unbounded attack ran", ev or {})
+    rate = ev["succeeded"] / ev["probed"]
+    evidence = {**ev, "success_rate": rate}
+    if rate < UNBOUNDED_SUCCESS:
+        return Check("unbounded", "warning",
+                     f"a gradient attack with eps at the full input range succeeded on only {ev['succeeded']} of "
+                     f"{ev['probed']} points ({_pct(rate)}); with every input allowed it must reach ~100%: the "
+                     "attacks are broken by the model (masking, saturation) or a bug", evidence,
+                     "inspect the gradients and the loss; an unbounded attack must always succeed")
+    return Check("unbounded", "ok", f"unbounded attack succeeded on {ev['succeeded']} of {ev['probed']} points",
+                 evidence)
+
+
+def _monotone(curves: list[dict]) -> Check:
+    if not any(len(c["eps"]) > 1 for c in curves):
+        return Check("monotone", "skipped", "one eps per threat: nothing to compare", {"curves": curves})
+    bad = []
+    for c in curves:
+        for i in range(len(c["eps"]) - 1):
+            if c["independent"][i + 1] > c["independent"][i]:
+                bad.append(f"{c['threat']}: {c['independent'][i]:.4f} at eps={c['eps'][i]:g} < "
+                           f"{c['independent'][i + 1]:.4f} at eps={c['eps'][i + 1]:g}")
+    inversions = sum(c["inverted_points"] for c in curves)
+    evidence = {"curves": curves, "inverted_points": inversions}
+    if bad:
+        return Check("monotone", "warning",
+                     "robust accuracy, each eps attacked independently, rises with eps (" + "; ".join(bad) + "): "
+                     "the attacks have not converged. The reported numbers carry adversarial examples from smaller "
+                     "eps over to larger ones", evidence, "use more iterations/restarts or the standard ensemble")
+    return Check("monotone", "ok", f"robust accuracy falls with eps ({inversions} points broken only at a smaller eps)",
+                 evidence)
+
+
+def _convergence(per_threat: list[dict], n: int) -> Check:
+    probed = sum(t["probed"] for t in per_threat)
+    if not probed:
+        return Check("convergence", "skipped", "no surviving points to probe", {"threats": per_threat})
+    worst, detail = 0.0, []
+    for t in per_threat:
+        if t["probed"]:
+            drop = t["broken"] / t["probed"] * t["robust_before"] / max(n, 1)
+            t["estimated_drop"] = drop
+            if t["broken"] >= 2:
+                worst = max(worst, drop)
+            detail.append(f"{t['threat']}: {t['broken']} of {t['probed']} probed")
+    evidence = {"threats": per_threat}
+    if worst >= CONVERGENCE_DROP:
+        return Check("convergence", "warning",
+                     f"a stronger attack (more iterations and restarts) broke surviving points ({'; '.join(detail)}): "
+                     f"robust accuracy would drop by about {_pct(worst)} more; the evaluation has not converged "
+                     "(the broken points are counted in the reported numbers)", evidence,
+                     "use the standard ensemble or more iterations/restarts")
+    return Check("convergence", "ok", "a stronger attack found (almost) nothing more: " + "; ".join(detail), evidence)
+
+
+def verdicts(evidence: dict[str, Any], enabled: tuple[str, ...], eot: int | None) -> list[Check]:
+    """Turn merged evidence into one :class:`Check` per name in :data:`CHECKS`."""
+    out = []
+    for name in CHECKS:
+        if name not in enabled:
+            out.append(Check(name, "skipped", "disabled"))
+        elif name == "gradients":
+            out.append(_gradients(evidence.get("gradients")))
+        elif name == "randomness":
+            out.append(_randomness(evidence.get("randomness"), eot))
+        elif name == "probabilities":
+            out.append(_probabilities(evidence.get("probabilities")))
+        elif name == "black_box":
+            out.append(_black_box(evidence["black_box"]))
+        elif name == "unbounded":
+            out.append(_unbounded(evidence.get("unbounded")))
+        elif name == "monotone":
+            out.append(_monotone(evidence["monotone"]))
+        else:
+            out.append(_convergence(evidence.get("convergence", []), evidence["n"]))
+    return out

@@ -1,0 +1,413 @@
+"""Worst-case robust accuracy over an attack ensemble: ``advx.evaluate``.
+
+The protocol of AutoAttack (Croce & Hein, "Reliable evaluation of adversarial
+robustness with an ensemble of diverse parameter-free attacks", ICML 2020,
+https://arxiv.org/abs/2003.01690): a point counts as robust at eps only if the
+model classifies it correctly and *every* attack of the ensemble fails on it;
+each later attack runs only on the points still robust. Per batch:
+
+1. clean forward; misclassified points are never attacked;
+2. for each attack, for each eps (each evaluated independently): attack the
+   points still robust; a minimum-norm attack runs once per norm at the largest
+   eps and its examples are re-judged (projected, one forward) at every eps;
+3. a stronger attack probes a few surviving points per eps (convergence check);
+   what it breaks is counted;
+4. check evidence (gradients, randomness, probabilities, unbounded attack).
+
+Batches draw all randomness from seeds derived from (seed, batch, eps, attack),
+so checkpoint/resume and torchrun sharding reproduce the same numbers. When the
+report is built, an example found at a smaller eps (same norm) also breaks the
+point at every larger eps ("carried"): the ball only grows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from advx.evaluation import checks as C
+from advx.evaluation.checkpoint import RunDirectory
+from advx.evaluation.distributed import gather_records, process_group, shard
+from advx.evaluation.eot import EOT, is_random
+from advx.evaluation.presets import AttackLike, AttackSpec, resolve_attacks
+from advx.evaluation.report import EvaluationReport, build_report
+from advx.model import ModelFn, attack_mode
+from advx.threat import Threat, parse_threat
+
+__all__ = ["evaluate"]
+
+log = logging.getLogger(__name__)
+
+ROBUST, MISCLASSIFIED = -1, -2  #: codes in ``broken_by``; attacks are 0..A-1, the convergence probe A
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any parts (stable across processes and runs)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+@contextlib.contextmanager
+def seeded(device: torch.device, *parts: Any) -> Iterator[torch.Generator]:
+    """Fix the global RNG (for randomised models) from ``parts``; restore it on exit. Yields a generator."""
+    seed = derive_seed(*parts)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield torch.Generator(device=device).manual_seed(seed)
+
+
+def threat_key(threat: Threat) -> str:
+    return f"{threat.norm_name or type(threat).__name__.lower()}:{threat.eps:g}"
+
+
+def _fingerprint_model(model: ModelFn) -> str:
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    if isinstance(model, torch.nn.Module):
+        for name, t in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _fingerprint_data(x: Tensor, y: Tensor) -> str:
+    h = hashlib.sha256()
+    for t in (x, y):
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _data(data: Any) -> tuple[Tensor, Tensor, Any]:
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+        bounds = None
+    elif hasattr(data, "x") and hasattr(data, "y"):
+        x, y, bounds = data.x, data.y, getattr(data, "bounds", None)
+    else:
+        raise TypeError(f"data must be a pair (x, y) of tensors or an object with .x and .y (advx.data.load), "
+                        f"got {type(data).__name__}")
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError("data: x and y must be torch tensors")
+    if not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"data: x must be a float batch (N, ...), got dtype {x.dtype}, shape {tuple(x.shape)}")
+    if y.dtype != torch.long or y.shape != (len(x),):
+        raise ValueError(f"data: y must be int64 labels of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}")
+    if len(x) == 0:
+        raise ValueError("data: no points to evaluate")
+    return x, y, bounds
+
+
+def _threats(threat: Any, eps: Any, bounds: Any) -> list[Threat]:
+    items = threat if isinstance(threat, (list, tuple)) else [threat]
+    out: list[Threat] = []
+    for t in items:
+        if isinstance(t, str):
+            out += parse_threat(t, bounds=tuple(bounds) if bounds is not None else (0.0, 1.0))
+        elif isinstance(t, Threat):
+            out.append(t)
+        else:
+            raise TypeError(f"threat must be a Threat, a list of them or a string like 'linf:0.1,0.2', "
+                            f"got {type(t).__name__}")
+    if eps is not None:
+        values = [eps] if isinstance(eps, (int, float)) else list(eps)
+        out = [t.with_eps(e) for t in out for e in values]
+    if not out:
+        raise ValueError("threat: give at least one threat")
+    groups: dict[tuple, list[Threat]] = {}
+    for t in out:
+        groups.setdefault((type(t), repr(t.bounds)), []).append(t)
+    ordered = [t for g in groups.values() for t in sorted(g, key=lambda t: t.eps)]
+    keys = [threat_key(t) for t in ordered]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"threat: the same threat appears twice ({keys}); give each eps once")
+    return ordered
+
+
+class _Runner:
+    """Evaluates one batch into a record (tensors + JSON evidence)."""
+
+    def __init__(self, model, raw_model, threats, specs, seed, checks, probe_points, keep_adversarials):
+        self.model, self.raw_model = model, raw_model
+        self.threats, self.specs = threats, specs
+        self.seed, self.checks, self.probe = seed, checks, probe_points
+        self.keep = keep_adversarials
+        self.groups: list[list[int]] = []
+        for k, t in enumerate(threats):
+            last = threats[self.groups[-1][0]] if self.groups else None
+            if last is not None and (type(last), repr(last.bounds)) == (type(t), repr(t.bounds)):
+                self.groups[-1].append(k)
+            else:
+                self.groups.append([k])
+
+    def run(self, b: int, x: Tensor, y: Tensor) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        start = time.perf_counter()
+        dev, K, A, B = x.device, len(self.threats), len(self.specs), len(x)
+        with seeded(dev, self.seed, b, "clean"):
+            clean = self.model(x)
+        correct = clean.argmax(1) == y
+        broken = torch.full((K, B), ROBUST, dtype=torch.int16, device=dev)
+        broken[:, ~correct] = MISCLASSIFIED
+        grads = torch.zeros(K, A + 1, dtype=torch.long)
+        queries = torch.zeros(K, A + 1, dtype=torch.long)
+        x_adv = x.unsqueeze(0).repeat(K, *([1] * x.dim()))
+        meta: dict[str, Any] = {"batch": b, "n": B}
+
+        for a, spec in enumerate(self.specs):
+            if spec.minimum_norm:
+                self._minimum_norm(b, a, spec, x, y, broken, x_adv, grads, queries)
+                continue
+            for k, threat in enumerate(self.threats):
+                rows = (broken[k] == ROBUST).nonzero().squeeze(1)
+                if len(rows) == 0 or not spec.supports(threat):
+                    continue
+                with seeded(dev, self.seed, b, k, a) as gen:
+                    res = spec.make(threat)(self.model, x[rows], y[rows], generator=gen)
+                self._mark(k, a, rows, res, broken, x_adv, grads, queries)
+
+        if "convergence" in self.checks:
+            meta["convergence"] = []
+            for k, threat in enumerate(self.threats):
+                robust = (broken[k] == ROBUST).nonzero().squeeze(1)
+                rows = robust[: self.probe]
+                entry = {"threat": threat_key(threat), "probed": len(rows), "broken": 0, "robust_before": len(robust)}
+                if len(rows):
+                    with seeded(dev, self.seed, b, k, "convergence") as gen:
+                        res = C.stronger_attack(threat)(self.model, x[rows], y[rows], generator=gen)
+                    entry["broken"] = int(res.success.sum())
+                    self._mark(k, A, rows, res, broken, x_adv, grads, queries)
+                meta["convergence"].append(entry)
+        meta.update(self._evidence(b, x, y, clean, correct))
+        meta["wall_time_s"] = time.perf_counter() - start
+        tensors = {"clean_correct": correct.cpu(), "broken_by": broken.cpu(), "gradients": grads, "queries": queries}
+        if self.keep:
+            for k, t in enumerate(self.threats):
+                tensors[f"x_adv/{threat_key(t)}"] = x_adv[k].cpu()
+        return tensors, meta
+
+    @staticmethod
+    def _mark(k, a, rows, res, broken, x_adv, grads, queries):
+        hit = res.success.to(broken.device)
+        broken[k, rows[hit]] = a
+        x_adv[k, rows[hit]] = res.x_adv[hit].to(x_adv.dtype)
+        grads[k, a] += int(res.gradients.sum())
+        queries[k, a] += int(res.queries.sum())
+
+    def _minimum_norm(self, b, a, spec: AttackSpec, x, y, broken, x_adv, grads, queries):
+        """Run once per norm at the largest eps; re-judge its examples at every eps."""
+        for group in self.groups:
+            ks = [k for k in group if spec.supports(self.threats[k])]
+            if not ks:
+                continue
+            rows = (broken[ks] == ROBUST).any(0).nonzero().squeeze(1)
+            if len(rows) == 0:
+                continue
+            top = ks[-1]
+            with seeded(x.device, self.seed, b, top, a) as gen:
+                res = spec.make(self.threats[top])(self.model, x[rows], y[rows], generator=gen)
+            grads[top, a] += int(res.gradients.sum())
+            queries[top, a] += int(res.queries.sum())
+            for k in ks:
+                cand = res.success & (broken[k, rows] == ROBUST)
+                if not bool(cand.any()):
+                    continue
+                r = rows[cand]
+                z = self.threats[k].project(res.x_adv[cand], x[r])
+                with seeded(x.device, self.seed, b, k, a, "judge"), torch.no_grad():
+                    hit = self.model(z).argmax(1) != y[r]
+                queries[k, a] += len(r)
+                broken[k, r[hit]] = a
+                x_adv[k, r[hit]] = z[hit]
+
+    def _evidence(self, b, x, y, clean, correct) -> dict[str, Any]:
+        ev: dict[str, Any] = {}
+        dev = x.device
+        if "randomness" in self.checks:
+            with seeded(dev, self.seed, b, "randomness"):
+                rows, diff, changed = is_random(self.raw_model, x)
+            ev["randomness"] = {"rows": len(x), "differing_rows": rows, "max_abs_diff": diff,
+                                "prediction_changed": changed}
+        if "probabilities" in self.checks:
+            with seeded(dev, self.seed, b, "probabilities"), torch.no_grad():
+                raw = clean if self.raw_model is self.model else self.raw_model(x)
+            ev["probabilities"] = C.probability_evidence(raw)
+        if "gradients" in self.checks:
+            largest = self.threats[self.groups[0][-1]]  # the largest eps of the first norm
+            with seeded(dev, self.seed, b, "gradients") as gen:
+                ev["gradients"] = C.gradient_evidence(self.model, x, y, largest, gen)
+        if "unbounded" in self.checks:
+            rows = correct.nonzero().squeeze(1)[: self.probe]
+            probed = succeeded = gradients = 0
+            for group in self.groups:
+                threat = self.threats[group[-1]]
+                try:
+                    full = C.full_range(threat, x)
+                except TypeError:
+                    continue
+                if len(rows):
+                    with seeded(dev, self.seed, b, group[0], "unbounded") as gen:
+                        res = C.unbounded_attack(full)(self.model, x[rows], y[rows], generator=gen)
+                    probed += len(rows)
+                    succeeded += int(res.success.sum())
+                    gradients += int(res.gradients.sum())
+            ev["unbounded"] = {"probed": probed, "succeeded": succeeded, "gradients": gradients}
+        return ev
+
+
+def _progress(enabled: bool, rank: int, size: int):
+    if not enabled or rank != 0:
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    label = "evaluating" if size == 1 else f"evaluating (rank 0 of {size})"
+    bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
+                   TextColumn("{task.fields[robust]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   transient=False)
+    return bar
+
+
+def _running_accuracy(records: dict, threats: list[Threat]) -> str:
+    if not records:
+        return ""
+    n = sum(int(t["clean_correct"].numel()) for t, _ in records.values())
+    robust = [sum(int((t["broken_by"][k] == ROBUST).sum()) for t, _ in records.values()) for k in range(len(threats))]
+    return "robust " + "  ".join(f"{threat_key(t)} {100 * r / n:.1f}%" for t, r in zip(threats, robust))
+
+
+def evaluate(
+    model: ModelFn,
+    data: Any,
+    threat: Threat | str | Sequence[Threat | str],
+    attacks: str | Sequence[AttackLike] = "standard",
+    eps: float | Sequence[float] | None = None,
+    batch_size: int = 256,
+    out_dir: str | None = None,
+    resume: bool = False,
+    eot: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    checks: bool | Sequence[str] = True,
+    device: str | torch.device | None = None,
+    probe_points: int = 16,
+    keep_adversarials: bool = True,
+    description: dict[str, Any] | None = None,
+) -> EvaluationReport:
+    """Robust accuracy of ``model`` on ``data``: worst case over an attack ensemble, with trust checks.
+
+    Args:
+        model: maps inputs in the threat's bounds to logits (an ``nn.Module`` or callable).
+        data: ``(x, y)`` tensors or an object with ``.x``/``.y`` (e.g. ``advx.data.load(...)``).
+        threat: a threat, a list of threats, or a string such as ``"linf:0.1,0.2"``.
+        attacks: ``"standard"`` (APGD-CE, APGD-T, FAB-T if installed, Square), ``"fast"``, a
+            comma-separated string of names, or a list of names / Attack objects / callables.
+        eps: radii; each threat is evaluated at every one of them (overrides the threats' own eps).
+        batch_size: points per batch (the unit of checkpointing and sharding).
+        out_dir: run directory for checkpoints and the report files (none written if None).
+        resume: continue the run in ``out_dir`` (same configuration) instead of refusing it.
+        eot: average the model over this many forward passes (for randomised models).
+        seed: every random choice derives from it.
+        progress: show a progress bar (points done, robust accuracy, ETA).
+        checks: True (all), False (none) or a list of names from ``advx.evaluation.checks.CHECKS``.
+        device: where to run (default: the model's device).
+        probe_points: points per batch probed by the unbounded and convergence checks.
+        keep_adversarials: keep the adversarial examples (and save them in ``out_dir``).
+        description: extra JSON-able fields recorded in the configuration (e.g. model/data names).
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable (an nn.Module or a function of x), got {type(model).__name__}")
+    x_all, y_all, bounds = _data(data)
+    threats = _threats(threat, eps, bounds)
+    for t in threats:
+        t.check(x_all, "data x")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(probe_points, bool) or not isinstance(probe_points, int) or probe_points < 0:
+        raise ValueError(f"probe_points must be an integer >= 0, got {probe_points!r}")
+    if checks is True:
+        enabled = C.CHECKS
+    elif checks is False or checks is None:
+        enabled = ()
+    else:
+        enabled = tuple(checks)
+        unknown = sorted(set(enabled) - set(C.CHECKS))
+        if unknown:
+            raise ValueError(f"checks: unknown {unknown}; choose from {list(C.CHECKS)}")
+    specs, notes = resolve_attacks(attacks)
+    if device is None:
+        params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+        device = params[0].device if params else x_all.device
+    device = torch.device(device)
+    eval_model = EOT(model, eot) if eot is not None else model
+
+    config = {
+        "schema": "advx.evaluation/1",
+        "threats": [threat_key(t) for t in threats],
+        "bounds": [repr(t.bounds[0].tolist()) + ", " + repr(t.bounds[1].tolist()) for t in threats[:1]],
+        "attacks": [{"name": s.name, "minimum_norm": s.minimum_norm,
+                     "config": {threat_key(t): s.describe(t) for t in threats}} for s in specs],
+        "notes": notes, "seed": int(seed), "batch_size": batch_size, "eot": eot, "checks": list(enabled),
+        "probe_points": probe_points, "n": len(x_all),
+        "model_fingerprint": _fingerprint_model(model), "data_fingerprint": _fingerprint_data(x_all, y_all),
+        "description": description or {},
+    }
+    num_batches = math.ceil(len(x_all) / batch_size)
+    runner = _Runner(eval_model, model, threats, specs, seed, enabled, probe_points, keep_adversarials)
+    started = time.perf_counter()
+    with process_group(device) as (rank, size), attack_mode(model):
+        run_dir = None
+        if out_dir is not None:
+            run_dir = RunDirectory(out_dir, config, resume=resume, write=False)
+            if size > 1:
+                torch.distributed.barrier()
+            run_dir = RunDirectory(out_dir, config, resume=True, write=True)
+        mine = shard(num_batches, rank, size)
+        records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]] = {}
+        todo = []
+        for b in mine:
+            rec = run_dir.load_batch(b) if (run_dir is not None and resume) else None
+            if rec is not None:
+                records[b] = rec
+            else:
+                todo.append(b)
+        if resume and records:
+            log.info("resumed %d finished batches from %s", len(records), out_dir)
+        bar = _progress(progress, rank, size)
+        with bar if bar is not None else contextlib.nullcontext():
+            task = None
+            if bar is not None:
+                total = sum(min(batch_size, len(x_all) - b * batch_size) for b in mine)
+                done = sum(int(t["clean_correct"].numel()) for t, _ in records.values())
+                task = bar.add_task("eval", total=total, completed=done, robust=_running_accuracy(records, threats))
+            for b in todo:
+                sl = slice(b * batch_size, min((b + 1) * batch_size, len(x_all)))
+                xb, yb = x_all[sl].to(device), y_all[sl].to(device)
+                records[b] = runner.run(b, xb, yb)
+                if run_dir is not None:
+                    run_dir.save_batch(b, *records[b])
+                if bar is not None:
+                    bar.update(task, advance=len(xb), robust=_running_accuracy(records, threats))
+        records = gather_records(records, device)
+        wall = time.perf_counter() - started
+        report = build_report(records, threats, specs, config, enabled, eot, wall, world_size=size)
+        if keep_adversarials:
+            report.attach_examples(eval_model, x_all, y_all, device, getattr(data, "classes", None))
+        if run_dir is not None and rank == 0:
+            report.save(run_dir.path)
+        if size > 1:
+            torch.distributed.barrier()
+    return report

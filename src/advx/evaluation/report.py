@@ -1,0 +1,408 @@
+"""The evaluation report: merged numbers, JSON, a terminal table and an HTML page.
+
+:func:`build_report` merges the per-batch records (in batch order, so any
+sharding gives the same result) into an :class:`EvaluationReport`: clean
+accuracy, per-threat robust accuracy with its 95% Clopper-Pearson interval,
+which attack broke how many points, gradient evaluations and queries, the
+checks, the exact configuration and seed, and per-sample outcomes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from advx.evaluation import checks as C
+from advx.evaluation.stats import clopper_pearson
+
+__all__ = ["EvaluationReport", "ThreatResult", "build_report"]
+
+ROBUST, MISCLASSIFIED = -1, -2
+PROBE = "convergence-probe"
+
+
+@dataclass
+class ThreatResult:
+    """Robust accuracy at one threat (norm and eps)."""
+
+    threat: str
+    norm: str
+    eps: float
+    n: int
+    robust: int
+    robust_accuracy: float
+    ci95: tuple[float, float]
+    independent_robust_accuracy: float  #: before carrying examples from smaller eps over
+    broken_by: dict[str, int]  #: attack name -> points it broke first (in ensemble order)
+    carried: int  #: points broken by an example found at a smaller eps
+    gradients: int  #: model backward passes (x EOT passes)
+    queries: int  #: model forward + backward passes (x EOT passes)
+    gradients_by_attack: dict[str, int]
+    queries_by_attack: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))
+        d["ci95"] = list(self.ci95)
+        return d
+
+
+def _clean_json(obj: Any) -> Any:
+    """Replace non-finite floats (invalid JSON) by strings."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_json(v) for v in obj]
+    return obj
+
+
+@dataclass
+class EvaluationReport:
+    """Everything an evaluation measured. ``print()`` it, ``save()`` it, or read the fields."""
+
+    config: dict[str, Any]
+    n: int
+    clean_correct: int
+    clean_accuracy: float
+    clean_ci95: tuple[float, float]
+    results: list[ThreatResult]
+    checks: list[C.Check]
+    cost: dict[str, int]
+    timing: dict[str, Any]
+    per_sample: dict[str, Any]
+    adversarials: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    examples: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    # ------------------------------------------------------------- access
+    def robust_accuracy(self, threat: str | None = None) -> float:
+        """Robust accuracy at ``threat`` (e.g. "linf:0.1"); the only one if None."""
+        if threat is None:
+            if len(self.results) != 1:
+                raise ValueError(f"threat: the report has {len(self.results)} threats; name one of "
+                                 f"{[r.threat for r in self.results]}")
+            return self.results[0].robust_accuracy
+        for r in self.results:
+            if r.threat == threat:
+                return r.robust_accuracy
+        raise ValueError(f"threat: {threat!r} not in the report; choose one of {[r.threat for r in self.results]}")
+
+    @property
+    def flags(self) -> list[str]:
+        """Names of the checks that fired."""
+        return [c.name for c in self.checks if c.fired]
+
+    def check(self, name: str) -> C.Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise ValueError(f"check: unknown {name!r}; choose from {list(C.CHECKS)}")
+
+    # -------------------------------------------------------------- output
+    def to_dict(self, per_sample: bool = True) -> dict[str, Any]:
+        d = {
+            "schema": "advx.evaluation.report/1",
+            "n": self.n, "clean_correct": self.clean_correct, "clean_accuracy": self.clean_accuracy,
+            "clean_ci95": list(self.clean_ci95),
+            "results": [r.to_dict() for r in self.results],
+            "checks": [c.to_dict() for c in self.checks],
+            "flags": self.flags, "cost": self.cost, "config": self.config, "timing": self.timing,
+        }
+        if per_sample:
+            d["per_sample"] = self.per_sample
+        return _clean_json(d)
+
+    def to_json(self, per_sample: bool = True) -> str:
+        return json.dumps(self.to_dict(per_sample), indent=2, allow_nan=False)
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write report.json, report.html and (if kept) adversarials.safetensors into ``out_dir``."""
+        from advx.evaluation.checkpoint import atomic_save_tensors, atomic_write_text
+
+        out = Path(out_dir)
+        paths = {"json": out / "report.json", "html": out / "report.html"}
+        atomic_write_text(paths["json"], self.to_json())
+        atomic_write_text(paths["html"], self.html())
+        if self.adversarials:
+            paths["adversarials"] = out / "adversarials.safetensors"
+            atomic_save_tensors(paths["adversarials"], self.adversarials)
+        return paths
+
+    def table(self):
+        """A rich renderable: the curve, the per-attack breakdown, and the checks."""
+        from rich.console import Group
+        from rich.table import Table
+
+        names = [a["name"] for a in self.config["attacks"]] + [PROBE]
+        t = Table(title=f"clean accuracy {100 * self.clean_accuracy:.1f}% "
+                        f"[{100 * self.clean_ci95[0]:.1f}, {100 * self.clean_ci95[1]:.1f}] on {self.n} points")
+        t.add_column("threat")
+        t.add_column("robust acc", justify="right")
+        t.add_column("95% CI", justify="right")
+        t.add_column("broken by", justify="left")
+        t.add_column("gradients", justify="right")
+        t.add_column("queries", justify="right")
+        for r in self.results:
+            parts = [f"{a} {r.broken_by[a]}" for a in names if r.broken_by.get(a)]
+            if r.carried:
+                parts.append(f"smaller eps {r.carried}")
+            t.add_row(r.threat, f"{100 * r.robust_accuracy:.1f}%", f"[{100 * r.ci95[0]:.1f}, {100 * r.ci95[1]:.1f}]",
+                      ", ".join(parts) or "-", f"{r.gradients:,}", f"{r.queries:,}")
+        c = Table(title="checks")
+        c.add_column("check")
+        c.add_column("status")
+        c.add_column("finding", overflow="fold")
+        style = {"warning": "[bold red]WARNING[/]", "ok": "[green]ok[/]", "skipped": "[dim]skipped[/]"}
+        for ch in self.checks:
+            text = ch.message + (f" → {ch.suggestion}" if ch.fired and ch.suggestion else "")
+            c.add_row(ch.name, style.get(ch.status, ch.status), text)
+        return Group(t, c)
+
+    def print(self, console=None) -> None:
+        from rich.console import Console
+
+        (console or Console()).print(self.table())
+
+    def __str__(self) -> str:
+        from rich.console import Console
+
+        console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
+        console.print(self.table())
+        return console.export_text()
+
+    def html(self) -> str:
+        """A self-contained HTML page (inline CSS and images)."""
+        import jinja2
+
+        env = jinja2.Environment(loader=jinja2.PackageLoader("advx.evaluation", "templates"),
+                                 autoescape=jinja2.select_autoescape(["html"]))
+        names = [a["name"] for a in self.config["attacks"]] + [PROBE]
+        return env.get_template("evaluation.html").render(
+            r=self, names=names, plot=_curve_png(self), examples=[_example_view(e) for e in self.examples],
+            config_json=json.dumps(_clean_json(self.config), indent=2),
+        )
+
+    # ------------------------------------------------------------ examples
+    def attach_examples(self, model, x: Tensor, y: Tensor, device, classes=None, count: int = 8) -> None:
+        """Keep up to ``count`` broken points at the largest eps of the first threat, for the page."""
+        if not self.results or not self.adversarials or x.dim() not in (3, 4):
+            return
+        first = self.results[0].norm
+        key = [r.threat for r in self.results if r.norm == first][-1]
+        codes = torch.tensor(self.per_sample["broken_by"][key])
+        rows = (codes >= 0).nonzero().squeeze(1)[:count]
+        if len(rows) == 0:
+            return
+        with torch.no_grad():
+            clean = torch.softmax(model(x[rows].to(device)).float(), 1).cpu()
+            adv = torch.softmax(model(self.adversarials[key][rows].to(device)).float(), 1).cpu()
+        names = [a["name"] for a in self.config["attacks"]] + [PROBE]
+
+        def label(i: int) -> str:
+            return str(classes[i]) if classes is not None and i < len(classes) else str(i)
+
+        for j, i in enumerate(rows.tolist()):
+            self.examples.append({
+                "index": i, "threat": key, "x": x[i].cpu(), "x_adv": self.adversarials[key][i].cpu(),
+                "label": label(int(y[i])), "clean_pred": label(int(clean[j].argmax())),
+                "clean_conf": float(clean[j].max()), "adv_pred": label(int(adv[j].argmax())),
+                "adv_conf": float(adv[j].max()), "attack": names[int(codes[i])],
+            })
+
+
+# ---------------------------------------------------------------- pictures
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _curve_png(report: EvaluationReport) -> str | None:
+    if not report.results:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    norms = list(dict.fromkeys(r.norm for r in report.results))
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.3), squeeze=False, dpi=130)
+    for ax, norm in zip(axes[0], norms):
+        rs = [r for r in report.results if r.norm == norm]
+        eps = [0.0] + [r.eps for r in rs]
+        acc = [report.clean_accuracy] + [r.robust_accuracy for r in rs]
+        lo = [report.clean_ci95[0]] + [r.ci95[0] for r in rs]
+        hi = [report.clean_ci95[1]] + [r.ci95[1] for r in rs]
+        ax.fill_between(eps, [100 * v for v in lo], [100 * v for v in hi], color="#3d5afe", alpha=0.15, lw=0,
+                        label="95% CI")
+        ax.plot(eps, [100 * v for v in acc], "o-", color="#3d5afe", lw=1.8, ms=5, label="worst case")
+        ind = [report.clean_accuracy] + [r.independent_robust_accuracy for r in rs]
+        if ind != acc:
+            ax.plot(eps, [100 * v for v in ind], "x--", color="#c2362b", lw=1, label="each eps alone")
+        ax.set_xlabel(f"eps ({norm})")
+        ax.set_ylabel("robust accuracy (%)")
+        ax.set_ylim(-3, 103)
+        ax.grid(True, color="#e4e7ec", lw=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    uri = _png(fig)
+    plt.close(fig)
+    return uri
+
+
+def _image(t: Tensor, diverging: bool = False) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = t.detach().float()
+    if a.dim() == 3 and a.shape[0] in (1, 3):
+        a = a.permute(1, 2, 0)
+    a = a.squeeze(-1) if a.dim() == 3 and a.shape[-1] == 1 else a
+    arr = a.numpy()
+    buf = io.BytesIO()
+    if diverging:
+        m = float(abs(arr).max()) or 1.0
+        arr = arr.mean(-1) if arr.ndim == 3 else arr
+        plt.imsave(buf, arr, cmap="RdBu_r", vmin=-m, vmax=m, format="png")
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - min(lo, 0.0)) / ((max(hi, 1.0) - min(lo, 0.0)) or 1.0)
+        plt.imsave(buf, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _example_view(e: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in e.items() if k not in ("x", "x_adv")},
+            "clean_uri": _image(e["x"]), "adv_uri": _image(e["x_adv"]), "delta_uri": _image(e["x_adv"] - e["x"], True)}
+
+
+# ------------------------------------------------------------------- merge
+def _sum(items: list[dict | None], keys: tuple[str, ...]) -> dict[str, Any] | None:
+    items = [i for i in items if i]
+    if not items:
+        return None
+    return {k: sum(i[k] for i in items) for k in keys}
+
+
+def _merge_evidence(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    ev: dict[str, Any] = {}
+    grads = [m.get("gradients") for m in metas]
+    if any(grads):
+        ev["gradients"] = _sum(grads, ("points", "zero", "nan", "tiny"))
+        ratios = [g["min_gain_ratio"] for g in grads if g and g["min_gain_ratio"] is not None]
+        ev["gradients"]["min_gain_ratio"] = min(ratios) if ratios else None
+    rnd = [m.get("randomness") for m in metas]
+    if any(rnd):
+        ev["randomness"] = _sum(rnd, ("rows", "differing_rows", "prediction_changed"))
+        ev["randomness"]["max_abs_diff"] = max(r["max_abs_diff"] for r in rnd if r)
+    prob = [m.get("probabilities") for m in metas]
+    if any(prob):
+        ev["probabilities"] = _sum(prob, ("rows", "probability_rows"))
+        for key, fn in (("min_output", min), ("max_output", max)):
+            vals = [p[key] for p in prob if p and p[key] is not None]
+            ev["probabilities"][key] = fn(vals) if vals else None
+    unb = [m.get("unbounded") for m in metas]
+    if any(unb):
+        ev["unbounded"] = _sum(unb, ("probed", "succeeded", "gradients"))
+    conv = [m["convergence"] for m in metas if "convergence" in m]
+    if conv:
+        ev["convergence"] = [{"threat": entries[0]["threat"], **_sum(list(entries), ("probed", "broken", "robust_before"))}
+                             for entries in zip(*conv)]
+    return ev
+
+
+def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], threats, specs, config: dict,
+                 enabled: tuple[str, ...], eot: int | None, wall_time: float, world_size: int = 1) -> EvaluationReport:
+    """Merge per-batch records (any order, any sharding) into the report."""
+    import advx
+    from advx.evaluation.ensemble import threat_key
+
+    n_batches = math.ceil(config["n"] / config["batch_size"])
+    missing = sorted(set(range(n_batches)) - set(records))
+    if missing:
+        raise RuntimeError(f"evaluation incomplete: batches {missing[:10]} have no results")
+    order = list(range(n_batches))
+    tensors = [records[b][0] for b in order]
+    metas = [records[b][1] for b in order]
+    correct = torch.cat([t["clean_correct"] for t in tensors])
+    independent = torch.cat([t["broken_by"] for t in tensors], dim=1).long()
+    grads = torch.stack([t["gradients"] for t in tensors]).sum(0)
+    queries = torch.stack([t["queries"] for t in tensors]).sum(0)
+    keys = [threat_key(t) for t in threats]
+    adv = {k: torch.cat([t[f"x_adv/{k}"] for t in tensors]) for k in keys if f"x_adv/{k}" in tensors[0]}
+    names = [s.name for s in specs] + [PROBE]
+    n, K, A = len(correct), len(threats), len(specs)
+    passes = eot or 1
+
+    # carry examples from smaller to larger eps of the same norm and bounds
+    final, carried = independent.clone(), torch.zeros_like(independent, dtype=torch.bool)
+    curves: list[dict[str, Any]] = []
+    groups: list[list[int]] = []
+    for k, t in enumerate(threats):
+        if groups and (type(threats[groups[-1][0]]), repr(threats[groups[-1][0]].bounds)) == (type(t), repr(t.bounds)):
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    for g in groups:
+        for prev, k in zip(g, g[1:]):
+            take = (final[k] == ROBUST) & (final[prev] >= 0)
+            final[k][take] = final[prev][take]
+            carried[k] |= take
+            if keys[k] in adv:
+                adv[keys[k]][take] = adv[keys[prev]][take]
+        curves.append({"threat": threats[g[0]].norm_name, "eps": [threats[k].eps for k in g],
+                       "independent": [int((independent[k] == ROBUST).sum()) / n for k in g],
+                       "inverted_points": int(sum(int(carried[k].sum()) for k in g))})
+
+    results = []
+    for k, t in enumerate(threats):
+        robust = int((final[k] == ROBUST).sum())
+        results.append(ThreatResult(
+            threat=keys[k], norm=t.norm_name, eps=t.eps, n=n, robust=robust, robust_accuracy=robust / n,
+            ci95=clopper_pearson(robust, n), independent_robust_accuracy=int((independent[k] == ROBUST).sum()) / n,
+            broken_by={names[a]: int(((final[k] == a) & ~carried[k]).sum()) for a in range(A + 1)},
+            carried=int(carried[k].sum()), gradients=int(grads[k].sum()) * passes,
+            queries=int(queries[k].sum()) * passes,
+            gradients_by_attack={names[a]: int(grads[k, a]) * passes for a in range(A + 1)},
+            queries_by_attack={names[a]: int(queries[k, a]) * passes for a in range(A + 1)},
+        ))
+
+    evidence = _merge_evidence(metas)
+    evidence["n"] = n
+    evidence["monotone"] = curves
+    white = [a for a in range(A) if int(grads[:, a].sum()) > 0]
+    black = [a for a in range(A) if int(grads[:, a].sum()) == 0 and int(queries[:, a].sum()) > 0]
+    per_threat = {keys[k]: sum(int((independent[k] == a).sum()) for a in black if any(w < a for w in white))
+                  for k in range(K)}
+    evidence["black_box"] = {"black_box_attacks": [names[a] for a in black], "white_box_attacks": [names[a] for a in white],
+                             "n": n, "per_threat": per_threat,
+                             "broken_only_by_black_box": max(per_threat.values()) if per_threat else 0}
+    check_list = C.verdicts(evidence, enabled, eot)
+
+    check_grads = ((evidence.get("gradients") or {}).get("points", 0) + (evidence.get("unbounded") or {}).get("gradients", 0))
+    clean_k = int(correct.sum())
+    cost = {"gradients": int(grads.sum()) * passes, "queries": int(queries.sum()) * passes,
+            "check_gradients": check_grads * passes, "model_passes_per_call": passes}
+    timing = {"wall_time_s": wall_time, "batch_time_s": sum(m.get("wall_time_s", 0.0) for m in metas),
+              "world_size": world_size}
+    config = {**config, "versions": {"advx": advx.__version__, "torch": torch.__version__,
+                                     "python": platform.python_version()}}
+    per_sample = {"codes": {"-2": "misclassified clean", "-1": "robust", **{str(i): a for i, a in enumerate(names)}},
+                  "clean_correct": [bool(v) for v in correct.tolist()],
+                  "broken_by": {keys[k]: final[k].tolist() for k in range(K)},
+                  "carried": {keys[k]: carried[k].nonzero().squeeze(1).tolist() for k in range(K)}}
+    return EvaluationReport(config=config, n=n, clean_correct=clean_k, clean_accuracy=clean_k / n,
+                            clean_ci95=clopper_pearson(clean_k, n), results=results, checks=check_list, cost=cost,
+                            timing=timing, per_sample=per_sample, adversarials=adv)
