@@ -1,0 +1,174 @@
+"""Small reference text classifiers and their tokenizers.
+
+* :class:`CharCNN` -- a character-level CNN in the spirit of Zhang, Zhao & LeCun,
+  "Character-level Convolutional Networks for Text Classification", NeurIPS 2015
+  (https://arxiv.org/abs/1509.01626), scaled down to train in minutes on a CPU.
+  It takes one-hot characters, so HotFlip can differentiate with respect to them
+  (:meth:`CharCNN.forward_one_hot`).
+* :class:`WordCNN` -- the word-level CNN of Kim, "Convolutional Neural Networks
+  for Sentence Classification", EMNLP 2014 (https://arxiv.org/abs/1408.5882).
+
+Tokenizers map a list of strings to a LongTensor of ids (index 0 is padding,
+1 is "unknown"). Models are saved as one safetensors file (weights, stored in
+float16 to keep the committed files small) plus a JSON file with the
+architecture, tokenizer and class names: loading never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+__all__ = ["CharTokenizer", "WordTokenizer", "CharCNN", "WordCNN", "save_text_model", "load_text_model"]
+
+PAD, UNK = 0, 1
+DEFAULT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 -,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{}\n"
+_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+
+
+class CharTokenizer:
+    """Lower-cased characters to ids; characters outside the alphabet are UNK."""
+
+    kind = "char"
+
+    def __init__(self, alphabet: str = DEFAULT_ALPHABET, max_len: int = 512):
+        if len(set(alphabet)) != len(alphabet):
+            raise ValueError("alphabet must not repeat characters")
+        self.alphabet = alphabet
+        self.max_len = int(max_len)
+        self.index = {c: i + 2 for i, c in enumerate(alphabet)}
+        self.vocab_size = len(alphabet) + 2
+
+    def __call__(self, texts: list[str]) -> Tensor:
+        out = torch.zeros(len(texts), self.max_len, dtype=torch.long)
+        for r, t in enumerate(texts):
+            ids = [self.index.get(c, UNK) for c in t.lower()[: self.max_len]]
+            out[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return out
+
+    def config(self) -> dict:
+        return {"kind": "char", "alphabet": self.alphabet, "max_len": self.max_len}
+
+
+class WordTokenizer:
+    """Lower-cased words (and punctuation marks) to ids from a fixed vocabulary."""
+
+    kind = "word"
+
+    def __init__(self, vocab: list[str], max_len: int = 256):
+        self.vocab = list(vocab)
+        self.max_len = int(max_len)
+        self.index = {w: i + 2 for i, w in enumerate(self.vocab)}
+        self.vocab_size = len(self.vocab) + 2
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return _TOKEN.findall(text.lower())
+
+    @classmethod
+    def build(cls, texts: Iterable[str], size: int, max_len: int = 256, min_count: int = 2) -> WordTokenizer:
+        counts = Counter(w for t in texts for w in cls.split(t))
+        vocab = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count][:size]
+        return cls(vocab, max_len)
+
+    def __call__(self, texts: list[str]) -> Tensor:
+        out = torch.zeros(len(texts), self.max_len, dtype=torch.long)
+        for r, t in enumerate(texts):
+            ids = [self.index.get(w, UNK) for w in self.split(t)[: self.max_len]]
+            if ids:
+                out[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return out
+
+    def config(self) -> dict:
+        return {"kind": "word", "vocab": self.vocab, "max_len": self.max_len}
+
+
+def tokenizer_from_config(cfg: dict):
+    if cfg.get("kind") == "char":
+        return CharTokenizer(cfg["alphabet"], cfg["max_len"])
+    if cfg.get("kind") == "word":
+        return WordTokenizer(cfg["vocab"], cfg["max_len"])
+    raise ValueError(f"unknown tokenizer kind {cfg.get('kind')!r}; expected 'char' or 'word'")
+
+
+class CharCNN(nn.Module):
+    """Embedding -> 3 conv blocks -> global max pool -> linear (Zhang et al. 2015, small)."""
+
+    def __init__(self, vocab_size: int, classes: int, dim: int = 16, channels: int = 64, dropout: float = 0.3):
+        super().__init__()
+        self.config = {"vocab_size": vocab_size, "classes": classes, "dim": dim, "channels": channels, "dropout": dropout}
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+        self.convs = nn.Sequential(
+            nn.Conv1d(dim, channels, 7, padding=3), nn.ReLU(), nn.MaxPool1d(3),
+            nn.Conv1d(channels, channels, 7, padding=3), nn.ReLU(), nn.MaxPool1d(3),
+            nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, classes))
+
+    def forward_one_hot(self, one_hot: Tensor) -> Tensor:
+        """Logits from one-hot characters (N, L, vocab): differentiable in the characters."""
+        h = one_hot @ self.embed.weight  # (N, L, dim)
+        h = self.convs(h.transpose(1, 2))
+        return self.head(h.amax(dim=2))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        h = self.convs(self.embed(ids).transpose(1, 2))
+        return self.head(h.amax(dim=2))
+
+
+class WordCNN(nn.Module):
+    """Kim (2014): word embeddings, convolutions of widths 3/4/5, max over time, linear."""
+
+    def __init__(self, vocab_size: int, classes: int, dim: int = 48, channels: int = 64, dropout: float = 0.5):
+        super().__init__()
+        self.config = {"vocab_size": vocab_size, "classes": classes, "dim": dim, "channels": channels, "dropout": dropout}
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, channels, k, padding=k - 1) for k in (3, 4, 5))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(3 * channels, classes))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        h = self.embed(ids).transpose(1, 2)
+        pooled = [torch.relu(c(h)).amax(dim=2) for c in self.convs]
+        return self.head(torch.cat(pooled, dim=1))
+
+
+ARCHITECTURES = {"CharCNN": CharCNN, "WordCNN": WordCNN}
+
+
+def save_text_model(path: str | Path, model: nn.Module, tokenizer, label_names: list[str] | tuple[str, ...],
+                    extra: dict | None = None, half: bool = True) -> Path:
+    """Write ``<path>.safetensors`` and ``<path>.json``; returns the JSON path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arch = type(model).__name__
+    if arch not in ARCHITECTURES:
+        raise TypeError(f"model must be one of {sorted(ARCHITECTURES)}, got {arch}")
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path.with_suffix(".safetensors")))
+    meta = {"architecture": arch, "config": model.config, "tokenizer": tokenizer.config(),
+            "label_names": list(label_names), **(extra or {})}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return path.with_suffix(".json")
+
+
+def load_text_model(path: str | Path):
+    """(model in eval mode, tokenizer, metadata) from files written by :func:`save_text_model`."""
+    path = Path(path)
+    meta_path, weights_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise FileNotFoundError(f"expected {meta_path} and {weights_path} (written by advx text train)")
+    meta = json.loads(meta_path.read_text())
+    arch = meta.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{meta_path}: unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    model = ARCHITECTURES[arch](**meta["config"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_path)).items()}
+    model.load_state_dict(state)
+    return model.eval(), tokenizer_from_config(meta["tokenizer"]), meta
