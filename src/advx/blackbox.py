@@ -71,6 +71,7 @@ class _BlackBox(nn.Module):
         self.numpy = array == "numpy" or (array == "auto" and not isinstance(model, nn.Module))
         self.budget = None if budget is None else int(budget)
         self.queries = 0
+        self.training = bool(getattr(model, "training", False))  # an API is in eval mode; a module says itself
 
     @property
     def remaining(self) -> int | None:

@@ -187,7 +187,7 @@ class HopSkipJump(Attack):
         budget = torch.full((len(idx),), self.queries, dtype=torch.long, device=x.device)
         start, found, used = find_starts(ctx, threat, idx, self.init_tries, budget)
         keep = found.nonzero().squeeze(1)
-        idx, x0, start, used = idx[keep], x0[keep], start[keep], used[keep]
+        idx, x0, start, used, budget = idx[keep], x0[keep], start[keep], used[keep], budget[keep]
         if len(idx) == 0:
             return out
 

@@ -1,0 +1,152 @@
+"""Decision-based attacks (HopSkipJump, Boundary): labels only, budgets, known answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from advx.attacks.boundary import Boundary
+from advx.attacks.hopskipjump import HopSkipJump
+from advx.blackbox import LabelOnly
+from advx.threat import L1, L2, Linf
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _linear_problem(n: int = 8, seed: int = 0):
+    """logits = W x + b on R^20, a box that never binds: exact minimal L2 / Linf distances."""
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(20, 4)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(4, 20, generator=g))
+        lin.bias.copy_(torch.randn(4, generator=g) * 0.1)
+    lin.eval()
+    x = torch.randn(n, 20, generator=g) * 0.1
+    with torch.no_grad():
+        z = lin(x)
+    y = z.argmax(1)
+    w = lin.weight.detach()
+    diff = w[y][:, None, :] - w[None, :, :]
+    gap = z.gather(1, y[:, None]) - z
+    other = torch.ones_like(gap, dtype=torch.bool).scatter(1, y[:, None], False)
+    d_2 = torch.where(other, gap / diff.norm(dim=2), torch.inf).amin(1)
+    d_inf = torch.where(other, gap / diff.abs().sum(2), torch.inf).amin(1)
+    return lin, x, y, d_2, d_inf
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+        self.eval()
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+ATTACKS = {
+    "hsj-l2": lambda eps, q: HopSkipJump(L2(eps), queries=q),
+    "hsj-linf": lambda eps, q: HopSkipJump(Linf(eps), queries=q),
+    "boundary": lambda eps, q: Boundary(L2(eps), queries=q),
+}
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_label_only_view_gives_the_identical_attack(name):
+    """The attack reads nothing but the top label: scores or one-hot, same result."""
+    model = Tiny()
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1)
+    attack = ATTACKS[name](10.0, 300)
+    a = attack(model, x, y)
+    b = attack(LabelOnly(model), x, y)
+    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
+    assert a.success.any() and a.gradients.sum() == 0
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+@settings(max_examples=6)
+@given(seed=st.integers(0, 1000), queries=st.integers(1, 120), eps=st.sampled_from([0.05, 0.5, 10.0]))
+def test_budget_never_exceeded_and_result_inside_threat(name, seed, queries, eps):
+    model = Tiny()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 1, 8, 8, generator=g)
+    y = torch.randint(0, 5, (4,), generator=g)
+    attack = ATTACKS[name](eps, queries)
+    res = attack(model, x, y)
+    assert bool((res.queries <= queries + 2).all()), res.queries
+    assert bool((res.x_adv >= 0).all() and (res.x_adv <= 1).all())
+    assert bool((attack.threat.distance(res.x_adv, x) <= eps * (1 + 1e-5)).all())
+
+
+@pytest.mark.parametrize("name,ratio", [("hsj-l2", 1.15), ("hsj-linf", 1.7), ("boundary", 1.1)])
+def test_distances_approach_the_exact_minimum_on_a_linear_model(name, ratio):
+    """Never below the exact minimal distance (impossible), and close to it in 1000 queries."""
+    lin, x, y, d_2, d_inf = _linear_problem()
+    attack = ATTACKS[name](100.0, 1000)
+    attack.threat = type(attack.threat)(100.0, bounds=(-10.0, 10.0))
+    res = attack(lin, x, y)
+    exact = d_inf if name == "hsj-linf" else d_2
+    assert res.success.all()
+    assert bool((res.distance >= exact * (1 - 1e-4)).all())
+    assert bool((res.distance <= exact * ratio).all()), res.distance / exact
+
+
+def test_more_queries_never_hurt_hopskipjump():
+    model = Tiny()
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = model(x).argmax(1)
+    d = [HopSkipJump(L2(10.0), queries=q)(model, x, y).distance.median() for q in (100, 400, 1200)]
+    assert d[0] >= d[1] >= d[2]
+
+
+def test_targeted_hopskipjump_starts_from_a_sample_of_the_target_class():
+    lin, x, y, _, _ = _linear_problem(n=12, seed=3)
+    target = (y + 1) % 4
+    res = HopSkipJump(L2(100.0, bounds=(-10.0, 10.0)), queries=600, init_tries=1)(lin, x, y, target)
+    has_source = torch.tensor([bool((y == t).any()) for t in target])
+    assert torch.equal(res.success, res.logits.argmax(1) == target)
+    assert bool(res.success[has_source].all())
+
+
+def test_early_stop_spends_fewer_queries_once_within_eps():
+    model = Tiny()
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    y = model(x).argmax(1)
+    full = HopSkipJump(L2(3.0), queries=600)(model, x, y)
+    early = HopSkipJump(L2(3.0), queries=600, early_stop=True)(model, x, y)
+    assert torch.equal(early.success, full.success) and early.success.any()
+    assert int(early.queries.sum()) < int(full.queries.sum())
+
+
+def test_no_adversarial_start_leaves_the_sample_unchanged():
+    const = nn.Linear(20, 3).eval()
+    with torch.no_grad():
+        const.weight.zero_()
+        const.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))  # always class 0
+    x = torch.rand(3, 20)
+    y = torch.zeros(3, dtype=torch.long)
+    for attack in (HopSkipJump(L2(10.0), queries=50), Boundary(L2(10.0), queries=50)):
+        res = attack(const, x, y)
+        assert torch.equal(res.x_adv, x) and not res.success.any()
+        assert bool((res.queries <= 52).all())
+
+
+def test_bad_threats_are_named():
+    with pytest.raises(TypeError, match="threat"):
+        HopSkipJump(L1(1.0))
+    with pytest.raises(TypeError, match="threat"):
+        Boundary(Linf(0.1))
+    with pytest.raises(ValueError, match="queries"):
+        HopSkipJump(L2(1.0), queries=0)
