@@ -28,6 +28,8 @@ demo: setup
 	$(VENV)/bin/advx demo
 
 bench: setup
+	$(PIP) install -q -e '.[bench]'
+	$(PIP) install -q --no-deps torchattacks foolbox adversarial-robustness-toolbox
 	$(PY) benchmarks/attack_speed.py
 
 clean:
