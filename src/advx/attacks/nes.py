@@ -1,0 +1,51 @@
+"""NES: PGD driven by natural-evolution-strategies gradient estimates.
+
+Ilyas, Engstrom, Athalye & Lin, "Black-box Adversarial Attacks with Limited
+Queries and Information", ICML 2018 (https://arxiv.org/abs/1804.08598).
+
+The gradient of the loss at x is estimated with Gaussian search directions and
+antithetic sampling (Sec. 2.2): for ``samples`` pairs u ~ N(0, I),
+``g = 1 / (2 sigma samples) * sum_u (L(x + sigma u) - L(x - sigma u)) u``,
+then PGD steps on it (the paper's projected sign step for Linf). Uses only
+counted forwards, through :class:`advx.attacks.spsa.EstimatedPGD`.
+
+Queries per sample and restart: ``steps * (2 * samples + 1) + 1``, plus the
+contract's 2; ``result.gradients == 0``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from advx.attacks.losses import LossFn
+from advx.attacks.spsa import EstimatedPGD, GradientEstimator
+from advx.threat import Threat
+
+__all__ = ["NESGradient", "NES"]
+
+
+class NESGradient(GradientEstimator):
+    """NES: antithetic Gaussian directions of scale ``sigma``."""
+
+    def __init__(self, samples: int = 50, sigma: float = 1e-3, batch_size: int = 4096):
+        super().__init__(samples, sigma, batch_size)
+
+    def directions(self, k: int, x: Tensor, generator: torch.Generator) -> Tensor:
+        return torch.randn((k, *x.shape), generator=generator, device=generator.device).to(x)
+
+
+class NES(EstimatedPGD):
+    """NES attack (Ilyas et al. 2018): PGD on NES gradient estimates, score-based.
+
+    Args:
+        threat: where the adversary may move (Linf in the paper; any norm PGD takes).
+        steps: PGD steps; samples: antithetic Gaussian pairs per step; sigma: their scale.
+        loss: "margin", "ce" (the paper's cross-entropy), "dlr" or a callable; maximised.
+    """
+
+    def __init__(self, threat: Threat, steps: int = 100, samples: int = 50, sigma: float = 1e-3,
+                 restarts: int = 1, rel_step_size: float | None = None, random_start: bool = False,
+                 loss: str | LossFn = "ce", batch_size: int = 4096, seed: int = 0):
+        super().__init__(threat, NESGradient(samples, sigma, batch_size), steps=steps, restarts=restarts,
+                         rel_step_size=rel_step_size, random_start=random_start, loss=loss, seed=seed)
