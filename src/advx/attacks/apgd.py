@@ -1,0 +1,246 @@
+"""Auto-PGD: PGD with momentum and a step size that adapts itself.
+
+Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble
+of diverse parameter-free attacks", ICML 2020 (https://arxiv.org/abs/2003.01690),
+Algorithm 1. From a random start, with step size eta = 2 * eps and alpha = 0.75::
+
+    z      = P(x_k + eta * step(grad f(x_k)))
+    x_k+1  = P(x_k + alpha * (z - x_k) + (1 - alpha) * (x_k - x_k-1))     (x_1 = z)
+
+keeping the best point x_max (highest loss f). At the checkpoints
+w_j = ceil(p_j * N), p_0 = 0, p_1 = 0.22, p_j+1 = p_j + max(p_j - p_j-1 - 0.03, 0.06),
+eta is halved and the iterate restarts from x_max when
+
+1. fewer than a fraction rho of the steps since the last checkpoint increased f, or
+2. eta was not halved at the last checkpoint and f_max has not grown since.
+
+Everything is per sample. An evaluation attack, it stops on a sample as soon as
+an iterate is adversarial and returns that iterate; otherwise x_max.
+
+L1 follows l1-APGD of Croce & Hein, "Mind the box: l1-APGD for sparse
+adversarial attacks on image classifiers", ICML 2021 (https://arxiv.org/abs/2103.01208):
+the step moves the top-k gradient coordinates (those not pinned at the box),
+eta starts at eps, and every 4% of the steps the sparsity is re-estimated as
+k = ||x_max - x||_0 / 1.5; if k shrank by over 5% eta is reset to eps and the
+iterate restarts from x_max, otherwise eta /= 1.5 (kept in [eps/10, eps]).
+Simplified here: no momentum for L1 (as in the authors' reference code) and no
+"larger-eps" warm-up schedule.
+
+APGD-T (same paper) runs APGD on the targeted DLR loss against each of the
+top-k classes other than y in turn, only on samples not yet misclassified.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from advx.attacks.base import Attack, AttackContext
+from advx.attacks.losses import LossFn, get_loss
+from advx.threat import L0, L1, Threat
+
+__all__ = ["APGD", "APGDT", "checkpoints"]
+
+
+def _bcast(v: Tensor, like: Tensor) -> Tensor:
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def checkpoints(steps: int) -> list[int]:
+    """The iterations w_j = ceil(p_j * steps) at which APGD may halve its step size."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(round(q * steps, 9)) for q in p[1:] if q <= 1})
+
+
+def _sparse_step(threat: Threat, grad: Tensor, x_adv: Tensor, frac: Tensor) -> Tensor:
+    """Sign of the top ``frac`` (per sample) gradient coordinates that can still
+    move, scaled to unit L1 norm (the l1-APGD direction)."""
+    g = grad.reshape(len(grad), -1)
+    lo, hi = threat.box(x_adv)
+    xa = x_adv.reshape(len(x_adv), -1)
+    stuck = ((g > 0) & (xa >= hi.expand_as(x_adv).reshape(xa.shape))) | (
+        (g < 0) & (xa <= lo.expand_as(x_adv).reshape(xa.shape)))
+    g = g.masked_fill(stuck, 0)
+    n = g.shape[1]
+    k = (frac * n).floor().clamp(1, n).long()
+    thr = g.abs().sort(dim=1, descending=True).values.gather(1, (k - 1)[:, None])
+    s = torch.where((g.abs() >= thr) & (g != 0), g.sign(), torch.zeros_like(g))
+    return (s / s.abs().sum(1, keepdim=True).clamp_min(1)).reshape(grad.shape)
+
+
+class APGD(Attack):
+    """Auto-PGD (Croce & Hein 2020); l1-APGD (Croce & Hein 2021) for L1 threats.
+
+    Args:
+        threat: ``Linf``, ``L2`` or ``L1`` (or any threat with a Linf/L2-like step,
+            such as an audio ball with a per-sample radius).
+        steps: iterations N per restart (gradient evaluations).
+        restarts: random restarts, each only on samples not yet adversarial.
+        loss: "ce", "dlr" (needs >= 3 classes, 4 if targeted), "margin" or a callable.
+        rho: fraction of loss-increasing steps below which the step size is halved.
+        momentum: alpha of Algorithm 1 (0.75); 1 means no momentum.
+    """
+
+    def __init__(self, threat: Threat, steps: int = 100, restarts: int = 1, loss: str | LossFn = "ce",
+                 rho: float = 0.75, momentum: float = 0.75, seed: int = 0):
+        super().__init__(threat, seed)
+        if isinstance(threat, L0):
+            raise ValueError("threat: APGD works for Linf, L2 and L1 threats, not L0; use an L0 attack such as JSMA")
+        if int(steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {steps!r}")
+        if int(restarts) < 1:
+            raise ValueError(f"restarts must be >= 1, got {restarts!r}")
+        if not 0 < rho <= 1:
+            raise ValueError(f"rho must be in (0, 1], got {rho!r}")
+        if not 0 < momentum <= 1:
+            raise ValueError(f"momentum must be in (0, 1] (alpha of APGD; 1 disables momentum), got {momentum!r}")
+        self.steps, self.restarts = int(steps), int(restarts)
+        self.loss = get_loss(loss)
+        self.rho, self.momentum = float(rho), float(momentum)
+
+    # -------------------------------------------------------------- restarts
+    def run(self, ctx: AttackContext) -> Tensor:
+        return self._restarts(ctx, ctx.x.clone(), ctx.initial_success.clone(), None)
+
+    def _restarts(self, ctx: AttackContext, best: Tensor, done: Tensor, loss_target: Tensor | None,
+                  best_loss: Tensor | None = None) -> Tensor:
+        """Restarts on the samples not ``done``; ``loss_target`` (N,) overrides the loss's target."""
+        x = ctx.x
+        if best_loss is None:
+            best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
+        for _ in range(self.restarts):
+            todo = (~done).nonzero().squeeze(1)
+            if len(todo) == 0:
+                break
+            t = None if loss_target is None else loss_target[todo]
+            x_r, loss_r, adv_r = self._one_run(ctx, todo, t)
+            better = adv_r | (loss_r > best_loss[todo])
+            best[todo[better]] = x_r[better]
+            best_loss[todo[better]] = loss_r[better].to(best_loss.dtype)
+            done[todo[adv_r]] = True
+        return best
+
+    # ------------------------------------------------------------ one run
+    def _one_run(self, ctx: AttackContext, idx: Tensor, loss_target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Algorithm 1 on rows ``idx``: their chosen points, best losses and success."""
+        threat, x0 = self.threat, ctx.x[idx]
+        y = ctx.y[idx]
+        target = ctx.labels(idx)[1] if loss_target is None else loss_target
+        sparse = isinstance(threat, L1)
+        n, steps = len(idx), self.steps
+        eps = threat.radius(x0)
+        eta_max = (1.0 if sparse else 2.0) * eps
+        ckpts = set(range(max(int(0.04 * steps), 1), steps, max(int(0.04 * steps), 1))) if sparse \
+            else {w for w in checkpoints(steps) if w < steps}
+
+        def loss_fn(rows):
+            ya, ta = y[rows], None if target is None else target[rows]
+            return lambda z: self.loss(z, ya, ta)
+
+        act = torch.arange(n, device=x0.device)  # rows of idx still attacked
+        x_k = threat.random_start(x0, ctx.generator)
+        f_k, grad, logits = ctx.gradient(x_k, loss_fn(act), idx)
+        s = {  # per-row state of the active rows
+            "x": x_k, "prev": x_k, "grad": grad, "f": f_k, "eta": eta_max.clone(),
+            "x_max": x_k.clone(), "g_max": grad.clone(), "f_max": f_k.clone(),
+            "incr": torch.zeros(n, device=x0.device), "f_ckpt": f_k.clone(),
+            "halved": torch.zeros(n, dtype=torch.bool, device=x0.device),
+            "frac": torch.full((n,), 0.2, dtype=x0.dtype, device=x0.device),
+            "sp_old": torch.full((n,), float(x0[0].numel()), dtype=x0.dtype, device=x0.device),
+        }
+        x_out, adv_out = x0.clone(), torch.zeros(n, dtype=torch.bool, device=x0.device)
+        f_out = torch.full((n,), torch.inf, dtype=f_k.dtype, device=x0.device)
+        last_ckpt = 0
+
+        for k in range(steps + 1):
+            adv = ctx.adversarial(logits, idx[act])  # judged at x_k
+            if bool(adv.any()):  # early stop: keep the adversarial iterate
+                x_out[act[adv]], adv_out[act[adv]] = s["x"][adv], True
+                act, s = act[~adv], {key: v[~adv] for key, v in s.items()}
+                if len(act) == 0:
+                    break
+            if k == steps:
+                break
+            if k > 0 and k in ckpts:
+                self._checkpoint(s, x0[act], eta_max[act], k - last_ckpt, sparse)
+                last_ckpt = k
+            # --- the step to x_k+1
+            xa, xs = s["x"], x0[act]
+            if sparse:
+                x_new = threat.project(xa + _bcast(s["eta"], xa) * _sparse_step(threat, s["grad"], xa, s["frac"]), xs)
+            else:
+                z = threat.project(xa + _bcast(s["eta"], xa) * threat.step(s["grad"], xa), xs)
+                a = 1.0 if k == 0 else self.momentum
+                x_new = threat.project(xa + a * (z - xa) + (1 - a) * (xa - s["prev"]), xs) if a < 1 else z
+            s["prev"], s["x"] = xa, x_new
+            if k + 1 < steps:
+                f_new, s["grad"], logits = ctx.gradient(x_new, loss_fn(act), idx[act])
+            else:  # the last iterate needs no gradient
+                logits = ctx.forward(x_new, idx[act])
+                f_new = loss_fn(act)(logits)
+            s["incr"] += (f_new > s["f"]).float()
+            s["f"] = f_new
+            up = f_new > s["f_max"]
+            s["f_max"] = torch.where(up, f_new, s["f_max"])
+            s["x_max"][up], s["g_max"][up] = x_new[up], s["grad"][up]
+
+        if len(act):
+            x_out[act], f_out[act] = s["x_max"], s["f_max"]
+        return x_out, f_out, adv_out
+
+    def _checkpoint(self, s: dict, x0: Tensor, eta_max: Tensor, window: int, sparse: bool) -> None:
+        """Adapt the step size at a checkpoint; restart the flagged rows from x_max."""
+        if sparse:
+            sp = (s["x_max"] - x0).reshape(len(x0), -1).ne(0).sum(1).to(x0.dtype)
+            flag = sp / s["sp_old"] < 0.95
+            s["frac"] = sp / x0[0].numel() / 1.5
+            s["eta"] = torch.where(flag, eta_max, s["eta"] / 1.5)
+            s["eta"] = torch.minimum(torch.maximum(s["eta"], eta_max / 10), eta_max)
+            s["sp_old"] = sp
+        else:
+            few_increases = s["incr"] < self.rho * window
+            stalled = ~s["halved"] & (s["f_max"] <= s["f_ckpt"])
+            flag = few_increases | stalled
+            s["eta"] = torch.where(flag, s["eta"] / 2, s["eta"])
+            s["halved"], s["f_ckpt"] = flag, s["f_max"].clone()
+        s["incr"] = torch.zeros_like(s["incr"])
+        s["x"] = torch.where(_bcast(flag, s["x"]), s["x_max"], s["x"])
+        s["grad"] = torch.where(_bcast(flag, s["x"]), s["g_max"], s["grad"])
+        s["f"] = torch.where(flag, s["f_max"], s["f"])
+
+
+class APGDT(APGD):
+    """APGD-T: targeted APGD on the DLR loss (Croce & Hein 2020).
+
+    Untargeted calls attack, in turn, the ``n_target_classes`` classes with the
+    highest clean logits other than y (at most C - 1), each on the samples not
+    yet misclassified; success means misclassified. With ``target=`` it runs
+    targeted APGD towards that class and success means reaching it.
+    """
+
+    def __init__(self, threat: Threat, steps: int = 100, n_target_classes: int = 9, restarts: int = 1,
+                 loss: str | LossFn = "dlr", rho: float = 0.75, momentum: float = 0.75, seed: int = 0):
+        super().__init__(threat, steps=steps, restarts=restarts, loss=loss, rho=rho, momentum=momentum, seed=seed)
+        if int(n_target_classes) < 1:
+            raise ValueError(f"n_target_classes must be >= 1, got {n_target_classes!r}")
+        self.n_target_classes = int(n_target_classes)
+
+    def run(self, ctx: AttackContext) -> Tensor:
+        if ctx.targeted:
+            return super().run(ctx)
+        x, y = ctx.x, ctx.y
+        best, done = x.clone(), ctx.initial_success.clone()
+        best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
+        todo = (~done).nonzero().squeeze(1)
+        if len(todo) == 0:
+            return best
+        ranked = torch.zeros(len(x), ctx.num_classes - 1, dtype=torch.long, device=x.device)
+        order = ctx.forward(x[todo], todo).argsort(dim=1, descending=True)
+        ranked[todo] = order[order != y[todo, None]].reshape(len(todo), -1)  # classes other than y, by logit
+        for rank in range(min(self.n_target_classes, ctx.num_classes - 1)):
+            best = self._restarts(ctx, best, done, ranked[:, rank], best_loss)
+        return best
