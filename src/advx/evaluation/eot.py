@@ -36,6 +36,7 @@ class EOT(nn.Module):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         self.model = model
         self.n = n
+        self.train(model.training if isinstance(model, nn.Module) else False)
 
     def forward(self, x: Tensor) -> Tensor:
         total = self.model(x)

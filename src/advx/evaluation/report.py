@@ -44,8 +44,8 @@ class ThreatResult:
     independent_robust_accuracy: float  #: before carrying examples from smaller eps over
     broken_by: dict[str, int]  #: attack name -> points it broke first (in ensemble order)
     carried: int  #: points broken by an example found at a smaller eps
-    gradients: int  #: model backward passes (x EOT passes)
-    queries: int  #: model forward + backward passes (x EOT passes)
+    gradients: int  #: model backward passes of the ensemble (x EOT passes; checks not included)
+    queries: int  #: model forward + backward passes of the ensemble (x EOT passes)
     gradients_by_attack: dict[str, int]
     queries_by_attack: dict[str, int]
 
@@ -362,9 +362,12 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
             carried[k] |= take
             if keys[k] in adv:
                 adv[keys[k]][take] = adv[keys[prev]][take]
+        # the ensemble's own curve (without the convergence probe), each eps alone
+        ens = independent[g].masked_fill(independent[g] == A, ROBUST)
         curves.append({"threat": threats[g[0]].norm_name, "eps": [threats[k].eps for k in g],
-                       "independent": [int((independent[k] == ROBUST).sum()) / n for k in g],
-                       "inverted_points": int(sum(int(carried[k].sum()) for k in g))})
+                       "independent": [int((e == ROBUST).sum()) / n for e in ens],
+                       "inverted_points": int(sum(int(((ens[i] == ROBUST) & (ens[:i] >= 0).any(0)).sum())
+                                                  for i in range(1, len(g))))})
 
     results = []
     for k, t in enumerate(threats):
@@ -373,8 +376,8 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
             threat=keys[k], norm=t.norm_name, eps=t.eps, n=n, robust=robust, robust_accuracy=robust / n,
             ci95=clopper_pearson(robust, n), independent_robust_accuracy=int((independent[k] == ROBUST).sum()) / n,
             broken_by={names[a]: int(((final[k] == a) & ~carried[k]).sum()) for a in range(A + 1)},
-            carried=int(carried[k].sum()), gradients=int(grads[k].sum()) * passes,
-            queries=int(queries[k].sum()) * passes,
+            carried=int(carried[k].sum()), gradients=int(grads[k, :A].sum()) * passes,
+            queries=int(queries[k, :A].sum()) * passes,
             gradients_by_attack={names[a]: int(grads[k, a]) * passes for a in range(A + 1)},
             queries_by_attack={names[a]: int(queries[k, a]) * passes for a in range(A + 1)},
         ))
@@ -393,8 +396,8 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
 
     check_grads = ((evidence.get("gradients") or {}).get("points", 0) + (evidence.get("unbounded") or {}).get("gradients", 0))
     clean_k = int(correct.sum())
-    cost = {"gradients": int(grads.sum()) * passes, "queries": int(queries.sum()) * passes,
-            "check_gradients": check_grads * passes, "model_passes_per_call": passes}
+    cost = {"gradients": int(grads[:, :A].sum()) * passes, "queries": int(queries[:, :A].sum()) * passes,
+            "check_gradients": (check_grads + int(grads[:, A].sum())) * passes, "model_passes_per_call": passes}
     timing = {"wall_time_s": wall_time, "batch_time_s": sum(m.get("wall_time_s", 0.0) for m in metas),
               "world_size": world_size}
     config = {**config, "versions": {"advx": advx.__version__, "torch": torch.__version__,

@@ -1,0 +1,87 @@
+"""``advx evaluate``: honest robust accuracy (worst case over an attack ensemble) with trust checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """\b
+Examples:
+  advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1,0.2 --n 1000
+  advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 --attacks fast --out runs/ev --resume
+  torchrun --nproc-per-node 2 -m advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 --n 1000
+
+\b
+--attacks: standard (APGD-CE, APGD-T, FAB-T if installed, Square 5000 queries), fast (APGD-CE + APGD-T,
+25 iterations), or names: apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd, fgsm (apgd-*:STEPS sets iterations).
+Checks (all by default): gradients, randomness, probabilities, black_box, unbounded, monotone, convergence.
+Interrupted? Run the same command with --resume: finished batches are kept in --out.
+"""
+
+
+def _checks(value: str) -> bool | list[str]:
+    v = value.strip().lower()
+    if v == "all":
+        return True
+    if v == "none":
+        return False
+    return [c.strip() for c in v.split(",") if c.strip()]
+
+
+@click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
+@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, or module:function.")
+@click.option("--data", "data", required=True, help="fashion-mnist, mnist, or a .safetensors/.npz file.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--threat", "threats", multiple=True, required=True,
+              help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
+@click.option("--attacks", default="standard", show_default=True, help="standard, fast, or comma-separated names.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Number of points (class-stratified, seeded).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Points per batch: the unit of checkpoints and sharding.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda (under torchrun: cuda:LOCAL_RANK) ...")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/evaluate"),
+              show_default=True, help="Run folder: checkpoints, report.json, report.html.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--eot", type=click.IntRange(min=1), default=None, help="Average a randomised model over N passes.")
+@click.option("--checks", "checks", default="all", show_default=True, help="all, none, or comma-separated names.")
+@click.option("--probe-points", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Points per batch probed by the unbounded and convergence checks.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when a check fires.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks: str, n: int, batch_size: int,
+            seed: int, device: str, out: Path, resume: bool, eot: int | None, checks: str, probe_points: int,
+            strict: bool, no_progress: bool) -> None:
+    """Robust accuracy, worst case over an attack ensemble, with checks that flag untrustworthy numbers."""
+    from rich.console import Console
+
+    from advx.cli.attack import load_model_spec
+    from advx.evaluation import evaluate
+    from advx.experiment import load_data
+    from advx.threat import parse_threat
+
+    if device.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    net, model_meta = load_model_spec(model, device)
+    ds = load_data(data, split=split, n=n, seed=seed)
+    bounds = tuple(getattr(ds, "bounds", (0.0, 1.0)))
+    parsed = [t for spec in threats for t in parse_threat(spec, bounds=bounds)]
+    report = evaluate(
+        net, ds, parsed, attacks=attacks, batch_size=batch_size, out_dir=str(out), resume=resume, eot=eot,
+        seed=seed, progress=not no_progress, checks=_checks(checks), device=device, probe_points=probe_points,
+        description={"model": model, "data": data, "split": split, "n": n, "source": getattr(ds, "source", data),
+                     "model_info": model_meta.get("info", {})},
+    )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    console = Console() if Console().is_terminal else Console(width=130)
+    report.print(console)
+    console.print(f"report: {out / 'report.html'}  ·  numbers: {out / 'report.json'}", highlight=False)
+    if strict and report.flags:
+        raise click.ClickException(f"checks fired: {', '.join(report.flags)}")
