@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_evaluation_models import Band, Noisy, Quantized, Softmax100, band_data, centroid
 
 from advx.attacks.fgsm import FGSM
 from advx.attacks.square import Square
 from advx.data import load
 from advx.evaluation import CHECKS, evaluate
 from advx.threat import Linf
+from test_evaluation_models import Band, Noisy, Quantized, Softmax100, band_data, centroid
 
 
 @pytest.fixture(autouse=True, scope="module")
