@@ -126,6 +126,17 @@ def test_results_agree_with_saved_tensors(run_dir, results):
             assert m["median_distance"] == pytest.approx(float(d[fooled].double().median()))
 
 
+def test_worst_case_is_per_sample_over_attacks(run_dir, results):
+    t = load_file(str(run_dir / "adversarial.safetensors"))
+    by_id = {r["id"]: r for r in results["runs"]}
+    worst = {(w["norm"], w["eps"]): w for w in results["worst_case"]}
+    assert set(worst) == {("linf", 0.02), ("linf", 0.1)}  # the radii that two attacks share
+    for w in worst.values():
+        robust = torch.stack([t[f"{rid}/logits"].argmax(1) == t["y"] for rid in w["runs"]]).all(0)
+        assert w["robust_accuracy"] == pytest.approx(robust.float().mean().item())
+        assert w["robust_accuracy"] <= min(by_id[rid]["metrics"]["robust_accuracy"] for rid in w["runs"])
+
+
 def test_minimum_norm_attack_runs_once_and_derives_smaller_radii(results):
     runs = {r["id"]: r for r in results["runs"]}
     base = runs["cw-l2-2"]
@@ -210,10 +221,13 @@ def test_registry_passes_steps_only_where_accepted():
     assert (pgd.steps, pgd.restarts, pgd.seed) == (7, 2, 3)
     fgsm = build_attack("fgsm", L2(0.5), steps=7)
     assert not hasattr(fgsm, "steps")
-    cw = build_attack("cw", L2(1.0), steps=7, binary_search_steps=2)
-    assert (cw.steps, cw.binary_search_steps) == (7, 2)
+    default = build_attack("cw", L2(1.0)).steps
+    assert build_attack("cw", L2(1.0), steps=7).steps == default  # --steps is PGD-like iterations only
+    cw = build_attack("cw", L2(1.0), steps=7, options={"steps": 11, "binary_search_steps": 2})
+    assert (cw.steps, cw.binary_search_steps) == (11, 2)
+    assert build_attack("pgd", Linf(0.1), steps=7, options={"steps": 9}).steps == 9  # options win
     with pytest.raises(ValueError, match="does not take option"):
-        build_attack("pgd", Linf(0.1), binary_search_steps=2)
+        build_attack("pgd", Linf(0.1), options={"binary_search_steps": 2})
 
 
 # -------------------------------------------------------------------------- data
@@ -254,6 +268,11 @@ def test_report_escapes_what_it_prints(run_dir):
     assert "http://" not in page and "https://" not in page  # nothing fetched from the network
 
 
+def _expected_images(results: dict) -> int:
+    """The plot, one original per shown sample, an adversarial and a perturbation per (sample, attack)."""
+    return 1 + len({e["index"] for e in results["examples"]}) + 2 * len(results["examples"])
+
+
 def _data_uris(page: str) -> list[str]:
     return re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
 
@@ -261,7 +280,7 @@ def _data_uris(page: str) -> list[str]:
 def test_every_inline_image_decodes(run_dir, results):
     page = (run_dir / "report.html").read_text()
     uris = _data_uris(page)
-    assert len(uris) == 1 + 3 * len(results["examples"])  # the plot, then 3 images per example
+    assert len(uris) == _expected_images(results)
     for u in uris:
         im = Image.open(io.BytesIO(base64.b64decode(u)))
         im.load()
@@ -337,7 +356,7 @@ def test_report_in_headless_chromium(run_dir, results, tmp_path):
     parsed = _DomTable()
     parsed.feed(dom)
     # every image decoded by the browser
-    assert len(parsed.widths) == 1 + 3 * len(results["examples"])
+    assert len(parsed.widths) == _expected_images(results)
     assert all(w > 0 for w in parsed.widths), parsed.widths
     # the table shows the numbers of results.json, row by row
     assert list(parsed.rows) == [r["id"] for r in results["runs"]]
@@ -351,5 +370,9 @@ def test_report_in_headless_chromium(run_dir, results, tmp_path):
             assert (value == "" and m[key] is None) or float(value) == pytest.approx(m[key], rel=1e-9)
         assert float(cells["gradient_evaluations_per_sample"][0]) == pytest.approx(
             m["gradient_evaluations_per_sample"])
+    for w in results["worst_case"]:
+        cell = re.search(rf'data-worst="{w["norm"]}-{w["eps"]:g}".*?data-value="([^"]*)">([^<]*)<', dom, re.S)
+        assert float(cell.group(1)) == pytest.approx(w["robust_accuracy"]) and cell.group(2) == fmt_pct(
+            w["robust_accuracy"])
     # the escaped text stays text in the DOM
     assert "<b>8x8</b>" not in dom and "&lt;b&gt;8x8&lt;/b&gt;" in dom

@@ -72,32 +72,47 @@ class AttackEntry:
     norms: tuple[str, ...]
     summary: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: the common ``steps``/``restarts`` settings reach only the iterative loss-maximising attacks;
+    #: minimum-norm attacks keep their own defaults (their "steps" mean something else)
+    common: tuple[str, ...] = ("steps", "restarts")
 
 
 _LP = ("linf", "l2", "l1", "db")
 #: command-line name -> attack (imported only when used)
 ATTACKS: dict[str, AttackEntry] = {
-    "fgsm": AttackEntry("advx.attacks.fgsm", "FGSM", _LP + ("l0",), "one gradient step (Goodfellow et al. 2015)"),
+    "fgsm": AttackEntry("advx.attacks.fgsm", "FGSM", _LP + ("l0",), "one gradient step (Goodfellow et al. 2015)",
+                        common=()),
     "pgd": AttackEntry("advx.attacks.pgd", "PGD", _LP + ("l0",), "projected gradient descent (Madry et al. 2018)"),
     "bim": AttackEntry("advx.attacks.pgd", "BIM", _LP, "basic iterative method (Kurakin et al. 2017)"),
     "apgd-ce": AttackEntry("advx.attacks.apgd", "APGD", _LP, "auto-PGD, cross-entropy (Croce & Hein 2020)",
                            {"loss": "ce"}),
     "apgd-t": AttackEntry("advx.attacks.apgd", "APGDT", _LP, "auto-PGD, targeted DLR (Croce & Hein 2020)"),
-    "cw": AttackEntry("advx.attacks.cw", "CarliniWagnerL2", ("l2",), "Carlini & Wagner L2 (2017), minimum norm"),
+    "cw": AttackEntry("advx.attacks.cw", "CarliniWagnerL2", ("l2",), "Carlini & Wagner L2 (2017), minimum norm",
+                      common=()),
     "deepfool": AttackEntry("advx.attacks.deepfool", "DeepFool", ("l2", "linf"),
-                            "DeepFool (Moosavi-Dezfooli et al. 2016), minimum norm"),
-    "jsma": AttackEntry("advx.attacks.jsma", "JSMA", ("l0",), "saliency map attack (Papernot et al. 2016)"),
-    "ead": AttackEntry("advx.attacks.ead", "EAD", ("l1",), "elastic-net attack (Chen et al. 2018), minimum L1"),
+                            "DeepFool (Moosavi-Dezfooli et al. 2016), minimum norm", common=()),
+    "jsma": AttackEntry("advx.attacks.jsma", "JSMA", ("l0",), "saliency map attack (Papernot et al. 2016)",
+                        common=()),
+    "ead": AttackEntry("advx.attacks.ead", "EAD", ("l1",), "elastic-net attack (Chen et al. 2018), minimum L1",
+                       common=()),
 }
 
 
 def build_attack(
-    name: str, threat: Threat, *, steps: int | None = None, restarts: int | None = None, seed: int = 0, **options: Any
+    name: str,
+    threat: Threat,
+    *,
+    steps: int | None = None,
+    restarts: int | None = None,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
 ) -> Attack:
     """The attack called ``name`` on the command line, configured for ``threat``.
 
-    ``steps`` and ``restarts`` are passed only to attacks that take them (and
-    ignored by the others); ``options`` are further constructor arguments.
+    ``steps`` and ``restarts`` are passed only to the iterative attacks that take
+    them (pgd, bim, apgd-ce, apgd-t) and ignored by the others, which keep their
+    own defaults; ``options`` are constructor arguments of this attack and win
+    over both (e.g. ``{"steps": 100, "binary_search_steps": 5}`` for cw).
     """
     key = name.strip().lower()
     if key not in ATTACKS:
@@ -122,11 +137,11 @@ def build_attack(
     if cls is None:
         raise AttackUnavailableError(f"attack {key!r}: {entry.module} has no {entry.cls}")
     accepted = inspect.signature(cls).parameters
-    kwargs = {**entry.options, **options}
+    kwargs = {**entry.options, **(options or {})}
     for arg, value in (("steps", steps), ("restarts", restarts)):
-        if value is None:
+        if value is None or arg in kwargs:
             continue
-        if arg in accepted:
+        if arg in accepted and arg in entry.common:
             kwargs[arg] = int(value)
         else:
             log.debug("attack %s takes no %s; ignoring %s=%s", key, arg, arg, value)
@@ -302,9 +317,24 @@ class Experiment:
                 "accuracy": _ratio(int(correct.sum()), len(self.y)),
             },
             "runs": runs,
+            "worst_case": self._worst_case(),
             "examples": self._examples(runs, n_examples),
             "time_s": round(self.time_s, 3),
         }
+
+    def _worst_case(self) -> list[dict[str, Any]]:
+        """Per radius that two or more attacks share: robust accuracy against all of them (per sample)."""
+        groups: dict[tuple[str, float], list[RunResult]] = {}
+        for r in self.runs:
+            groups.setdefault((r.threat.norm_name, r.threat.eps), []).append(r)
+        out = []
+        for (norm, eps), rs in groups.items():
+            if len({r.attack for r in rs}) < 2:
+                continue
+            robust = torch.stack([r.logits.argmax(1) == self.y for r in rs]).all(0)
+            out.append({"norm": norm, "eps": eps, "runs": [r.run_id for r in rs], "n_robust": int(robust.sum()),
+                        "robust_accuracy": _ratio(int(robust.sum()), len(self.y))})
+        return out
 
     def _curve(self, r: RunResult, correct: Tensor, points: int = 41) -> list[list[float]]:
         """Robust accuracy at radii 0..eps from one minimum-norm run: [[eps, robust_accuracy], ...]."""
@@ -477,9 +507,8 @@ def run_experiment(
         threats = list(threats)
         if not threats:
             raise ValueError(f"attack {name!r}: give at least one threat")
-        opts = dict(attack_options.get(name, {}))  # per-attack options win over the common steps/restarts
-        s, r = opts.pop("steps", steps), opts.pop("restarts", restarts)
-        built = [build_attack(name, t, steps=s, restarts=r, seed=seed, **opts) for t in threats]
+        opts = attack_options.get(name)
+        built = [build_attack(name, t, steps=steps, restarts=restarts, seed=seed, options=opts) for t in threats]
         if getattr(built[0], "minimum_norm", False) and len(threats) > 1:
             runs += _run_minimum_norm(name, built, model, x, y, clean_logits, batch_size, seed, progress, seen)
         else:
@@ -531,7 +560,7 @@ def _run_one(name, attack: Attack, model, x, y, batch_size, seed, progress, seen
     elapsed = time.perf_counter() - t0
     cat = {k: torch.cat([getattr(p, k) for p in parts]) for k in ("x_adv", "success", "distance", "queries",
                                                                  "gradients", "logits")}
-    log.info("%s: %.1f s", rid, elapsed)
+    log.debug("%s: %.1f s", rid, elapsed)
     return RunResult(rid, name, repr(attack), attack.threat, time_s=elapsed,
                      minimum_norm=bool(getattr(attack, "minimum_norm", False)), **cat)
 

@@ -177,8 +177,8 @@ with tensors x (N, ...) in [0, 1] and integer labels y.
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Number of samples (class-stratified, seeded).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations (attack default if omitted).")
-@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts (attack default if omitted).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations of pgd, bim, apgd-ce, apgd-t (default: theirs).")
+@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts of pgd, apgd-ce, apgd-t (default: theirs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps ...")

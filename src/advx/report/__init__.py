@@ -59,26 +59,46 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _example_groups(results: dict[str, Any], tensors: dict[str, Tensor]) -> list[dict[str, Any]]:
+def _example_rows(results: dict[str, Any], tensors: dict[str, Tensor]) -> tuple[list[dict], list[dict]]:
+    """The example grid: columns (one per attack: its run) and rows (one per sample, a cell per column)."""
     from advx.report.figures import bounds_range, image_uri, is_image, perturbation_uri  # noqa: PLC0415
 
     x = tensors.get("x")
     lo, hi = bounds_range(results["data"].get("bounds", (0.0, 1.0)))
-    groups: dict[str, dict[str, Any]] = {}
+    runs = {r["id"]: r for r in results["runs"]}
+    columns: dict[str, dict[str, Any]] = {}
+    rows: dict[int, dict[str, Any]] = {}
     for ex in results["examples"]:
-        g = groups.setdefault(ex["run"], {"run": ex["run"], "attack": ex["attack"], "eps": ex["eps"], "items": []})
-        item = dict(ex)
+        run = runs.get(ex["run"], {"threat": {"norm": "?", "eps": ex["eps"]}})
+        columns.setdefault(ex["run"], {"run": ex["run"], "attack": ex["attack"], "threat": run["threat"]})
+        row = rows.setdefault(ex["index"], {"index": ex["index"], "first": ex, "cells": {}})
+        cell = dict(ex)
         adv = tensors.get(f"{ex['run']}/x_adv")
         if x is not None and adv is not None and is_image(x[ex["index"]]):
-            clean, a = x[ex["index"]], adv[ex["index"]]
-            item["img_clean"] = image_uri(clean, lo, hi)
-            item["img_adv"] = image_uri(a, lo, hi)
-            item["img_delta"] = perturbation_uri(a, clean)
-        g["items"].append(item)
-    runs = {r["id"]: r for r in results["runs"]}
-    for g in groups.values():
-        g["threat"] = runs[g["run"]]["threat"] if g["run"] in runs else {"norm": "?", "eps": g["eps"]}
-    return list(groups.values())
+            clean = x[ex["index"]]
+            row.setdefault("img_clean", image_uri(clean, lo, hi))
+            cell["img_adv"] = image_uri(adv[ex["index"]], lo, hi)
+            cell["img_delta"] = perturbation_uri(adv[ex["index"]], clean)
+        row["cells"][ex["run"]] = cell
+    return list(columns.values()), list(rows.values())
+
+
+def _headline(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cards: for each norm, the lowest robust accuracy at its largest radius (all attacks together if possible)."""
+    cards = []
+    for norm in dict.fromkeys(r["threat"]["norm"] for r in results["runs"]):
+        eps = max(r["threat"]["eps"] for r in results["runs"] if r["threat"]["norm"] == norm)
+        at = [r for r in results["runs"] if r["threat"]["norm"] == norm and r["threat"]["eps"] == eps
+              and r["metrics"]["robust_accuracy"] is not None]
+        worst = next((w for w in results.get("worst_case", []) if w["norm"] == norm and w["eps"] == eps), None)
+        if worst is not None:
+            cards.append({"norm": norm, "eps": eps, "value": worst["robust_accuracy"],
+                          "by": "worst case of " + ", ".join(sorted({r["attack"].upper() for r in at}))})
+        elif at:
+            best = min(at, key=lambda r: r["metrics"]["robust_accuracy"])
+            cards.append({"norm": norm, "eps": eps, "value": best["metrics"]["robust_accuracy"],
+                          "by": "by " + best["attack"].upper()})
+    return cards[:2]
 
 
 def render_report(results: dict[str, Any], tensors: dict[str, Tensor] | None = None) -> str:
@@ -86,16 +106,15 @@ def render_report(results: dict[str, Any], tensors: dict[str, Tensor] | None = N
     from advx.report.figures import attack_colors, robustness_plot  # noqa: PLC0415
 
     tensors = tensors or {}
-    rows = table_rows(results)
-    lowest = min((r for r in results["runs"] if r["metrics"]["robust_accuracy"] is not None),
-                 key=lambda r: r["metrics"]["robust_accuracy"], default=None)
+    columns, examples = _example_rows(results, tensors)
     return _env().get_template("report.html").render(
         r=results,
-        rows=rows,
-        lowest=lowest,
+        rows=table_rows(results),
+        cards=_headline(results),
         colors=attack_colors(results),
         plot=robustness_plot(results),
-        groups=_example_groups(results, tensors),
+        columns=columns,
+        examples=examples,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt_pct", "fmt_num", "fmt_rate", "fmt_time", "fmt_count", "fmt_eps", "FORMATTERS"]
+__all__ = ["fmt_pct", "fmt_num", "fmt_rate", "fmt_time", "fmt_count", "fmt_eps", "fmt_norm", "fmt_when", "FORMATTERS"]
 
 MISSING = "—"
 
@@ -40,4 +40,18 @@ def fmt_eps(v: float) -> str:
     return f"{v:g}"
 
 
-FORMATTERS = {"pct": fmt_pct, "num": fmt_num, "rate": fmt_rate, "time": fmt_time, "count": fmt_count, "eps": fmt_eps}
+NORMS = {"linf": "L∞", "l2": "L2", "l1": "L1", "l0": "L0", "db": "dB"}
+
+
+def fmt_norm(name: str) -> str:
+    """'linf' -> 'L∞'."""
+    return NORMS.get(name, name)
+
+
+def fmt_when(iso: str | None) -> str:
+    """'2026-01-02T03:04:05+00:00' -> '2026-01-02 03:04 UTC'."""
+    return MISSING if not iso else iso[:16].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else "")
+
+
+FORMATTERS = {"pct": fmt_pct, "num": fmt_num, "rate": fmt_rate, "time": fmt_time, "count": fmt_count, "eps": fmt_eps,
+              "norm": fmt_norm, "when": fmt_when}
