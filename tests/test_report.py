@@ -376,3 +376,19 @@ def test_report_in_headless_chromium(run_dir, results, tmp_path):
             w["robust_accuracy"])
     # the escaped text stays text in the DOM
     assert "<b>8x8</b>" not in dom and "&lt;b&gt;8x8&lt;/b&gt;" in dom
+
+
+def test_non_image_inputs_get_numbers_but_no_example_images(linear_model, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 20, generator=g)
+    with torch.no_grad():
+        y = linear_model(x).argmax(1)
+    data = _Data(x, y, source="vectors")
+    exp = run_experiment(linear_model, data, [("pgd", [Linf(0.2)]), ("fgsm", [Linf(0.2)])], steps=3)
+    paths = exp.save(tmp_path, n_examples=3)
+    page = paths["report"].read_text()
+    assert len(_data_uris(page)) == 1  # only the plot
+    results = json.loads(paths["results"].read_text())
+    assert len(results["examples"]) == 2 * 3 and 'class="examples"' in page
+    for row in table_rows(results):
+        assert row["cells"]["robust_accuracy"][1] in page

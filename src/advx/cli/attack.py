@@ -185,7 +185,7 @@ with tensors x (N, ...) in [0, 1] and integer labels y.
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/attack"),
               show_default=True, help="Output folder.")
 @click.option("--examples", type=click.IntRange(min=0), default=8, show_default=True,
-              help="Examples per attack shown in the report.")
+              help="Samples shown in the report's example grid.")
 @click.option("--no-report", is_flag=True, help="Write results.json and the tensors only.")
 @click.pass_context
 def command(ctx: click.Context, model: str, data: str, split: str, attacks: tuple[str, ...], threats: tuple[str, ...],
