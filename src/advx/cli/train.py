@@ -104,7 +104,8 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
         "history": [{"epoch": h.epoch, "loss": round(h.loss, 4), "train_accuracy": round(h.train_accuracy, 4),
                      "test_accuracy": None if h.test_accuracy is None else round(h.test_accuracy, 4)}
                     for h in history],
-        "git_rev": zoo.git_revision(), "torch_version": torch.__version__, "command": cmd,
+        "git_rev": zoo.git_revision(), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+        "device": str(device), "command": cmd,
     }
     zoo.save_model(model.cpu(), out, arch, meta)
     click.echo(f"clean test accuracy: {clean:.4f} on {len(test_data)} {data_name} test images")
