@@ -14,7 +14,7 @@ EXAMPLE = """\b
 Examples:
   advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1,0.2 --n 1000
   advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 --attacks fast --out runs/ev --resume
-  torchrun --nproc-per-node 2 -m advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 --n 1000
+  torchrun --nproc-per-node 2 -m advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 -n 1000
 
 \b
 --attacks: standard (APGD-CE, APGD-T, FAB-T if installed, Square 5000 queries), fast (APGD-CE + APGD-T,
@@ -40,8 +40,9 @@ def _checks(value: str) -> bool | list[str]:
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
 @click.option("--attacks", default="standard", show_default=True, help="standard, fast, or comma-separated names.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Number of points (class-stratified, seeded).")
+@click.option("--n", "-n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Number of points (class-stratified, seeded). Under torchrun write -n: torchrun's own "
+                   "parser rejects --n as an ambiguous abbreviation of its options.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True,
               help="Points per batch: the unit of checkpoints and sharding.")
 @click.option("--seed", type=int, default=0, show_default=True)

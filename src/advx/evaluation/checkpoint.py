@@ -79,6 +79,11 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, 
     return load_file(str(path)), meta
 
 
+def _short(v: Any, limit: int = 80) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     keys = sorted(set(a) | set(b))
     out = []
@@ -87,7 +92,7 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _diff(va, vb, f"{prefix}{k}.")
         elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+            out.append(f"{prefix}{k}: {_short(va)} -> {_short(vb)}")
     return out
 
 
@@ -101,15 +106,15 @@ class RunDirectory:
             already holds finished batches is refused (never silently mixed).
     """
 
-    def __init__(self, path: str | os.PathLike, config: dict[str, Any], resume: bool = False, write: bool = True):
+    def __init__(self, path: str | os.PathLike, config: dict[str, Any], resume: bool = False):
         self.path = Path(path)
         self.batches = self.path / "batches"
-        config = json.loads(json.dumps(config, sort_keys=True))  # normalise (tuples -> lists)
+        self.config = json.loads(json.dumps(config, sort_keys=True))  # normalise (tuples -> lists)
         cfg_file = self.path / "config.json"
         existing = list(self.batches.glob("batch_*.safetensors")) if self.batches.is_dir() else []
         if cfg_file.exists() and resume:
             old = json.loads(cfg_file.read_text(encoding="utf-8"))
-            changes = _diff(old, config)
+            changes = _diff(old, self.config)
             if changes:
                 raise ValueError(
                     f"out_dir {str(self.path)!r} holds a run with another configuration ({'; '.join(changes[:5])}); "
@@ -120,11 +125,13 @@ class RunDirectory:
                 f"out_dir {str(self.path)!r} already holds {len(existing)} finished batches of a previous run; "
                 "pass resume=True (--resume) to continue it, or choose another out_dir"
             )
-        elif resume and not cfg_file.exists():
+        elif resume:
             log.info("nothing to resume in %s: starting a new run", self.path)
-        if write:
-            self.batches.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cfg_file, json.dumps(config, indent=2, sort_keys=True))
+
+    def start(self) -> None:
+        """Create the directory and record the configuration (idempotent; safe on every rank)."""
+        self.batches.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / "config.json", json.dumps(self.config, indent=2, sort_keys=True))
 
     def batch_file(self, index: int) -> Path:
         return self.batches / f"batch_{index:06d}.safetensors"

@@ -371,10 +371,10 @@ def evaluate(
     with process_group(device) as (rank, size), attack_mode(model):
         run_dir = None
         if out_dir is not None:
-            run_dir = RunDirectory(out_dir, config, resume=resume, write=False)
+            run_dir = RunDirectory(out_dir, config, resume=resume)  # every rank checks before any writes
             if size > 1:
                 torch.distributed.barrier()
-            run_dir = RunDirectory(out_dir, config, resume=True, write=True)
+            run_dir.start()
         mine = shard(num_batches, rank, size)
         records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]] = {}
         todo = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -39,7 +40,11 @@ class AttackSpec:
     minimum_norm: bool = False
 
     def describe(self, threat: Threat) -> str:
-        return repr(self.make(threat)) if self.supports(threat) else "not run (threat unsupported)"
+        """The attack's configuration, stable across processes (no memory addresses)."""
+        if not self.supports(threat):
+            return "not run (threat unsupported)"
+        text = re.sub(r"<(?:function|bound method) ([\w.]+) at 0x[0-9a-fA-F]+>", r"\1", repr(self.make(threat)))
+        return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
 def _import(module: str, names: Sequence[str]) -> Any | None:
