@@ -187,7 +187,7 @@ class EvaluationReport:
                                  autoescape=jinja2.select_autoescape(["html"]))
         names = [a["name"] for a in self.config["attacks"]] + [PROBE]
         return env.get_template("evaluation.html").render(
-            r=self, names=names, plot=_curve_png(self), examples=[_example_view(e) for e in self.examples],
+            r=self, names=names, plot=_curve_png(self), plot_panels=len({r.norm for r in self.results}), examples=[_example_view(e) for e in self.examples],
             config_json=json.dumps(_clean_json(self.config), indent=2),
         )
 
