@@ -179,3 +179,22 @@ def test_bad_arguments_are_refused():
             FAB(Linf(0.1), **kwargs)
     with pytest.raises(ValueError, match="n_target_classes"):
         FABT(Linf(0.1), n_target_classes=0)
+
+
+def test_relative_threat_units_are_kept_apart():
+    """Decibels measures distance relative to each clip's peak but its radius is absolute:
+    samples fooled within the radius by the first target must not be attacked again."""
+    from torch import nn
+
+    from advx.audio.threat import Decibels
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 4, 9, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 98, 5)).eval()
+    x = (torch.rand(6, 1, 400, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    x = x * torch.linspace(0.1, 0.9, 6)[:, None, None]  # peaks from 0.1 to 0.9
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    threat = Decibels(0.0)  # radius = the clip's peak
+    res = FABT(threat, steps=10, n_target_classes=3)(model, x, y)
+    assert bool(res.success.all()) and bool((res.distance <= 1.0 + 1e-6).all())
+    assert bool((res.gradients == 10).all())  # one target sufficed for every clip

@@ -160,7 +160,7 @@ class FAB(Attack):
             x_k = threat.clip(step.reshape(x0.shape))
             adv = ctx.adversarial(ctx.forward(x_k, idx), idx)
             if bool(adv.any()):
-                dist = threat.distance(x_k, x0)
+                dist = threat.norm(x_k - x0)  # in the units of radius(), also for relative threats
                 closer = adv & (dist < d_best)
                 x_best[closer], d_best[closer] = x_k[closer], dist[closer]
                 x_k = torch.where(_bcast(adv, x_k), x0 + self.beta * (x_k - x0), x_k)
