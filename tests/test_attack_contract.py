@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from advx.attacks import BIM, FGSM, PGD
-# from advx.attacks.apgd import APGD, APGDT  # LEAD: enable when apgd lands
+from advx.attacks.apgd import APGD, APGDT
 from advx.threat import L0, L1, L2, Linf
 
 # (name, factory(threat) -> attack, threats it supports)
@@ -27,9 +27,9 @@ ATTACKS = [
     ("pgd-margin-momentum", lambda t: PGD(t, steps=5, loss="margin", momentum=0.9), (Linf, L2, L1)),
     ("pgd-no-early-stop", lambda t: PGD(t, steps=4, early_stop=False), (Linf, L2)),
     ("bim", lambda t: BIM(t, steps=4), (Linf, L2)),
-    # ("apgd-ce", lambda t: APGD(t, steps=6), (Linf, L2, L1)),
-    # ("apgd-dlr", lambda t: APGD(t, steps=6, loss="dlr"), (Linf, L2)),
-    # ("apgd-t", lambda t: APGDT(t, steps=4, n_target_classes=2), (Linf, L2)),
+    ("apgd-ce", lambda t: APGD(t, steps=6), (Linf, L2, L1)),
+    ("apgd-dlr", lambda t: APGD(t, steps=6, loss="dlr"), (Linf, L2)),
+    ("apgd-t", lambda t: APGDT(t, steps=4, n_target_classes=2), (Linf, L2)),
 ]
 EPS = {Linf: 0.1, L2: 0.8, L1: 4.0, L0: 5}
 CASES = [(name, make, kind) for name, make, kinds in ATTACKS for kind in kinds]
