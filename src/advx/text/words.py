@@ -89,6 +89,24 @@ class Words:
         """Character offset of word ``i`` in the original text."""
         return self._starts[i]
 
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of every word in the *current* text (after edits)."""
+        out, pos, slot = [], 0, 0
+        for k, piece in enumerate(self._pieces):
+            if slot < len(self._slots) and k == self._slots[slot]:
+                out.append((pos, pos + len(piece)))
+                slot += 1
+            pos += len(piece)
+        return out
+
+    def head(self, i: int) -> str:
+        """The text up to and including word ``i``."""
+        return "".join(self._pieces[: self._slots[i] + 1])
+
+    def tail(self, i: int) -> str:
+        """The text from word ``i`` to the end."""
+        return "".join(self._pieces[self._slots[i] :])
+
     def replace(self, i: int, new: str) -> Words:
         """A copy with word ``i`` replaced by ``new`` (any string, even empty)."""
         if not 0 <= i < len(self._slots):

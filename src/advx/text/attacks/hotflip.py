@@ -1,0 +1,119 @@
+"""HotFlip (character flips).
+
+Ebrahimi, Rao, Lowd & Dou, "HotFlip: White-Box Adversarial Examples for Text
+Classification", ACL 2018 (https://arxiv.org/abs/1712.06751).
+
+With characters as one-hot vectors x, flipping character a -> b at position i
+changes the loss by about  d_J/dx_{i,b} - d_J/dx_{i,a}  (a first-order
+estimate from one backward pass). Beam search: from each of ``beam_width``
+texts take the best-estimated flips, score all of them with the model, keep the
+``beam_width`` best by the real loss, and repeat for up to ``max_flips`` flips
+or until a text is misclassified. Flips replace a letter inside a word with
+another letter (keeping its case); only characters the model actually reads
+(within its ``max_len``) are flipped. Needs a :class:`~advx.text.classifier.TorchTextClassifier`
+over a character model with ``forward_one_hot`` (the reference char-CNNs).
+"""
+
+from __future__ import annotations
+
+import string
+
+import torch
+from torch import nn
+
+from advx.text.attacks.base import AttackState, TextAttack
+from advx.text.constraints import Constraint
+from advx.text.words import Words
+
+__all__ = ["HotFlip"]
+
+
+class HotFlip(TextAttack):
+    """White-box character flips ranked by the gradient w.r.t. one-hot characters (Ebrahimi et al. 2018).
+
+    Args:
+        beam_width: texts kept per step (1 = greedy).
+        max_flips: flips at most (steps of the beam search).
+        constraints: extra constraints on the flipped text (none by default).
+    """
+
+    name = "hotflip"
+
+    def __init__(self, beam_width: int = 5, max_flips: int = 10, constraints: Constraint | None = None,
+                 query_budget: int | None = None, seed: int = 0):
+        super().__init__(constraints, query_budget, seed)
+        if int(beam_width) < 1 or int(max_flips) < 0:
+            raise ValueError(f"beam_width must be >= 1 and max_flips >= 0, got {beam_width}, {max_flips}")
+        self.beam_width, self.max_flips = int(beam_width), int(max_flips)
+
+    def check_classifier(self, classifier) -> None:
+        if not getattr(classifier, "differentiable_chars", False):
+            raise TypeError("HotFlip is white-box: the classifier must be a TorchTextClassifier with a character "
+                            "tokenizer and a model with forward_one_hot (e.g. advx text model bbc-charcnn)")
+
+    def _flips(self, state: AttackState, text: Words, grad: torch.Tensor, ids: torch.Tensor) -> list[tuple[float, Words, int]]:
+        """The best-estimated single flips of ``text``: (estimated gain, flipped text, word index)."""
+        tok = state.classifier.tokenizer
+        letters = [c for c in string.ascii_lowercase if c in tok.index]
+        letter_ids = torch.tensor([tok.index[c] for c in letters])
+        raw = text.text
+        limit = min(tok.max_len, len(raw))
+        bad = [p for p, c in enumerate(raw[:limit]) if len(c.lower()) != 1]
+        limit = bad[0] if bad else limit  # positions stay aligned with the tokenizer's lower-cased text
+        positions, words, spans = [], [], text.spans()
+        for i, (s, e) in enumerate(spans):
+            if s >= limit or not state.allowed(i, text):
+                continue
+            for p in range(s, min(e, limit)):
+                if raw[p].lower() in letters:
+                    positions.append(p)
+                    words.append(i)
+        if not positions:
+            return []
+        pos = torch.tensor(positions)
+        g = grad[pos][:, letter_ids] - grad[pos, ids[pos]][:, None]  # (P, 26) estimated gain
+        for r, p in enumerate(positions):
+            g[r, letters.index(raw[p].lower())] = float("-inf")  # not a flip
+        top = g.flatten().topk(min(self.beam_width * 4, g.numel()))
+        out = []
+        for gain, flat in zip(top.values.tolist(), top.indices.tolist()):
+            r, c = divmod(flat, len(letters))
+            p, i = positions[r], words[r]
+            s = spans[i][0]
+            new_char = letters[c].upper() if raw[p].isupper() else letters[c]
+            w = text[i]
+            out.append((gain, text.replace(i, w[: p - s] + new_char + w[p - s + 1 :]), i))
+        return out
+
+    def run(self, state: AttackState) -> None:
+        y = torch.tensor([state.label if state.target is None else state.target])
+        sign = 1.0 if state.target is None else -1.0
+
+        def loss_fn(logits: torch.Tensor) -> torch.Tensor:
+            return sign * nn.functional.cross_entropy(logits, y.expand(len(logits)), reduction="none")
+
+        beams = [state.current]
+        for _ in range(self.max_flips):
+            cands, idx, seen = [], [], set()
+            for text in beams:
+                ids, grad, _ = state.gradient([text], loss_fn)
+                flips = self._flips(state, text, grad[0], ids[0])
+                taken = 0
+                for k in state.filter([f[1] for f in flips], [f[2] for f in flips]):
+                    _, cand, i = flips[k]
+                    if cand.text not in seen and taken < self.beam_width:
+                        seen.add(cand.text)
+                        cands.append(cand)
+                        idx.append(i)
+                        taken += 1
+            if not cands:
+                return
+            probs = state.predict(cands, idx, "flip")
+            obj, adv = state.objective(probs), state.adversarial(probs)
+            order = torch.argsort(obj + 2.0 * adv.float(), descending=True).tolist()
+            beams = [cands[k] for k in order[: self.beam_width]]
+            best = order[0]
+            state.commit(cands[best])
+            state.kinds = {i: "flip" for i in state.original.changed(cands[best])}
+            if bool(adv[best]):
+                return

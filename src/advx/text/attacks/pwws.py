@@ -1,0 +1,85 @@
+"""Probability Weighted Word Saliency (PWWS).
+
+Ren, Deng, He & Che, "Generating Natural Language Adversarial Examples through
+Probability Weighted Word Saliency", ACL 2019 (https://aclanthology.org/P19-1103/).
+
+For each word w_i of x:
+
+1. saliency S(x, w_i) = P(y|x) - P(y|x with w_i replaced by an unknown word);
+2. best synonym w_i* = argmax over WordNet synonyms w' of
+   dP_i* = P(y|x) - P(y|x with w_i -> w');
+3. score H(x, w_i) = softmax(S)_i * dP_i*.
+
+Then substitute w_i -> w_i* in decreasing order of H, one after the other,
+until the text is misclassified. (Targeted: P(y|.) becomes 1 - P(target|.).)
+Here the "unknown word" is the empty string (the word deleted) unless ``unk``
+says otherwise; synonyms come from :mod:`advx.text.wordnet`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from advx.text.attacks.base import AttackState, TextAttack
+from advx.text.constraints import Constraint, StopwordsKept
+from advx.text.wordnet import wordnet
+
+__all__ = ["PWWS"]
+
+
+class PWWS(TextAttack):
+    """Greedy WordNet synonym substitution ordered by probability-weighted saliency (Ren et al. 2019).
+
+    Args:
+        unk: what replaces a word when measuring its saliency ("" deletes it).
+        max_synonyms: synonyms tried per word (None: all of WordNet's).
+        synonyms: a function word -> list of substitutes (default: WordNet).
+        constraints: default ``StopwordsKept()``, as TextAttack's PWWS recipe.
+    """
+
+    name = "pwws"
+
+    def __init__(self, unk: str = "", max_synonyms: int | None = None, synonyms=None,
+                 constraints: Constraint | None = None, query_budget: int | None = None, seed: int = 0):
+        super().__init__(StopwordsKept() if constraints is None else constraints, query_budget, seed)
+        if max_synonyms is not None and int(max_synonyms) < 1:
+            raise ValueError(f"max_synonyms must be >= 1 or None, got {max_synonyms}")
+        self.unk, self.max_synonyms = unk, max_synonyms
+        self._synonyms = synonyms
+
+    def synonyms(self, word: str) -> list[str]:
+        subs = self._synonyms(word) if self._synonyms is not None else wordnet().synonyms(word)
+        return subs[: self.max_synonyms] if self.max_synonyms else subs
+
+    def run(self, state: AttackState) -> None:
+        x = state.original
+        words = [i for i in range(len(x)) if state.allowed(i)]
+        if not words:
+            return
+        base = state.objective(state.clean_probs[None])[0]
+        saliency = state.objective(state.predict([x.replace(i, self.unk) for i in words], probe=True)) - base
+        gains, best = [], []
+        for i in words:
+            cands = [x.replace(i, s) for s in self.synonyms(x[i])]
+            cands = [cands[k] for k in state.filter(cands, [i] * len(cands))]
+            if not cands:
+                gains.append(float("-inf"))
+                best.append(None)
+                continue
+            gain = state.objective(state.predict(cands, [i] * len(cands), "synonym")) - base
+            k = int(torch.argmax(gain))
+            gains.append(float(gain[k]))
+            best.append(cands[k][i])
+        weights = torch.softmax(saliency, dim=0)
+        score = torch.tensor([float(w) * g if g != float("-inf") else g for w, g in zip(weights, gains)])
+        for k in torch.argsort(score, descending=True, stable=True).tolist():
+            i = words[k]
+            if best[k] is None:
+                break
+            cand = state.current.replace(i, best[k])
+            if not state.allowed(i) or not state.filter([cand], [i]):
+                continue
+            probs = state.predict([cand], [i], "synonym")
+            state.commit(cand, i, "synonym")
+            if bool(state.adversarial(probs)[0]):
+                return
