@@ -76,10 +76,10 @@ class JSMA(Attack):
                                                       choose=i == 0)
             if len(act) == 0:
                 break
-            changed = (x_adv[act] != x.reshape(n, -1)[act]).sum(1)
-            budget = k - changed
+            budget = k - (x_adv[act] != x.reshape(n, -1)[act]).sum(1)
             domain = x_adv[act] < hi[act] if self.theta > 0 else x_adv[act] > lo[act]
             pick, ok = self._pairs(g_t, g_o, domain, budget)
+            ok &= budget > 0  # the threat's k features are spent
             act, pick, ok = act[ok], pick[ok], ok[ok]
             if len(act) == 0:
                 break
