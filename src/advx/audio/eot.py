@@ -50,6 +50,7 @@ class EOT(nn.Module):
         self.transform = playback() if transform is None else transform
         self.samples, self.reduce, self.seed = int(samples), reduce, int(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
+        self.train(bool(getattr(model, "training", False)))  # mirror the wrapped model's mode
 
     def reseed(self, seed: int | None = None) -> EOT:
         self.generator.manual_seed(self.seed if seed is None else int(seed))
