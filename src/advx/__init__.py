@@ -1,9 +1,47 @@
-"""advx: adversarial examples for images, text and speech, defenses, and honest robustness evaluation."""
+"""advx: adversarial examples for images, text and speech, defenses, and honest robustness evaluation.
 
-from advx.attacks import BIM, FGM, FGSM, PGD, Attack, AttackResult
+    >>> from advx import PGD, Linf
+    >>> result = PGD(Linf(0.1), steps=40)(model, x, y)
+    >>> result.robust_accuracy()
+"""
+
+from advx import data, zoo
+from advx.attacks import (
+    APGD,
+    APGDT,
+    BIM,
+    DIFGSM,
+    EAD,
+    FAB,
+    FABT,
+    FGM,
+    FGSM,
+    JSMA,
+    MIFGSM,
+    NES,
+    PGD,
+    SPSA,
+    TIFGSM,
+    Attack,
+    AttackResult,
+    Boundary,
+    CarliniWagnerL2,
+    DeepFool,
+    HopSkipJump,
+    SimBA,
+    Square,
+)
+from advx.evaluation import EvaluationReport, evaluate
 from advx.model import Normalized
-from advx.threat import L0, L1, L2, Linf, Threat
+from advx.threat import L0, L1, L2, Linf, Threat, parse_threat
+from advx.zoo import load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Attack", "AttackResult", "FGSM", "FGM", "PGD", "BIM", "Normalized", "Threat", "Linf", "L2", "L1", "L0", "__version__"]
+__all__ = [
+    "Attack", "AttackResult",
+    "FGSM", "FGM", "PGD", "BIM", "APGD", "APGDT", "CarliniWagnerL2", "DeepFool", "FAB", "FABT", "EAD", "JSMA",
+    "Square", "SimBA", "SPSA", "NES", "HopSkipJump", "Boundary", "MIFGSM", "DIFGSM", "TIFGSM",
+    "Threat", "Linf", "L2", "L1", "L0", "parse_threat", "Normalized",
+    "evaluate", "EvaluationReport", "load_model", "data", "zoo", "__version__",
+]
