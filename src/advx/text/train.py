@@ -78,7 +78,7 @@ def train_text_model(train: TextDataset, config: TrainConfig, test: TextDataset 
     clf = TorchTextClassifier(model, tok, label_names=train.label_names)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.lr, total_steps=config.epochs * (-(-2 * len(train) // config.batch_size)) + 10)
+        opt, max_lr=config.lr, pct_start=0.1, total_steps=config.epochs * (-(-2 * len(train) // config.batch_size)) + 10)
     texts, labels = list(train.texts), list(train.labels)
     report, t0 = TrainReport(), time.time()
     for epoch in range(config.epochs):

@@ -1,0 +1,65 @@
+"""`advx text attack` / `advx text train` and the HTML report."""
+
+from __future__ import annotations
+
+import json
+
+from advx.cli import main
+from advx.text.attacks import DeepWordBug, Edit, TextAttackResult
+from advx.text.data import TextDataset
+from advx.text.report import diff_segments, write_html
+from advx.text.train import TrainConfig, train_text_model
+
+
+def test_attack_cli_writes_results_and_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["text", "attack", "--model", "tweets-wordcnn", "--recipe", "deepwordbug", "--n", "6",
+               "--budget", "60", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "accuracy under attack" in printed and "mean queries" in printed
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["budget"] == 60 and len(data["results"]) == 6
+    for r in data["results"]:
+        assert r["queries"] <= 60
+        assert r["status"] in ("succeeded", "failed", "skipped")
+        assert (r["perturbed_pred"] != r["label"]) == (r["status"] != "failed")
+    html = (out / "report.html").read_text()
+    assert html.count('class="ex ') == 6 and "<script" not in html
+
+
+def test_attack_cli_rejects_bad_input(tmp_path, capsys):
+    assert main(["text", "attack", "--model", "nope", "--out", str(tmp_path)]) == 2
+    assert "--model must be one of" in capsys.readouterr().err
+    assert main(["text", "attack", "--model", "tweets-wordcnn", "--recipe", "hotflip", "--n", "1",
+                 "--out", str(tmp_path)]) == 2  # white-box attack on a word model
+    assert "white-box" in capsys.readouterr().err
+
+
+def test_report_escapes_and_highlights(tmp_path):
+    r = TextAttackResult(
+        original="<script>alert(1)</script> good day", perturbed="<script>alert(1)</script> goood day", label=1,
+        target=None, status="succeeded", original_probs=[0.1, 0.9], perturbed_probs=[0.8, 0.2], queries=3,
+        gradients=0, edits=[Edit(word=4, start=26, before="good", after="goood", kind="insert")], num_words=5)
+    orig, pert = diff_segments(r)
+    assert "".join(t for _, t in orig) == r.original and "".join(t for _, t in pert) == r.perturbed
+    assert ("ins", "o") in pert
+    summary = {"examples": 1, "clean_accuracy": 1.0, "accuracy_under_attack": 0.0, "success_rate": 1.0,
+               "succeeded": 1, "failed": 0, "skipped": 0, "mean_words_changed": 1.0, "mean_percent_words_changed": 20.0,
+               "mean_chars_changed": 1.0, "mean_queries": 3.0}
+    path = write_html(tmp_path / "r.html", [r], summary, {"recipe": "x", "model": "<b>m</b>", "dataset": "d",
+                                                          "budget": None, "seed": 0}, ["neg", "pos"])
+    html = path.read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;b&gt;m&lt;/b&gt;" in html and '<span class="ins">o</span>' in html
+
+
+def test_adversarial_training_adds_adversarial_examples():
+    texts = [f"{w} {v}" for w in ("good", "bad") for v in ("movie", "film", "plot", "show", "story", "day")] * 3
+    data = TextDataset(texts, [int(t.startswith("good")) for t in texts], ("neg", "pos"))
+    cfg = TrainConfig(architecture="CharCNN", max_len=16, epochs=3, batch_size=8, lr=1e-2,
+                      attack=DeepWordBug(query_budget=20), attack_examples=10)
+    _, _, report = train_text_model(data, cfg)
+    sizes = [e["train_size"] for e in report.epochs]
+    assert report.adversarial_added > 0 and sizes[-1] == len(data) + report.adversarial_added
+    assert sizes == sorted(sizes) and sizes[0] == len(data)  # the first epoch is clean
