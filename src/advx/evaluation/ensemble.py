@@ -161,17 +161,21 @@ class _Runner:
         x_adv = x.unsqueeze(0).repeat(K, *([1] * x.dim()))
         meta: dict[str, Any] = {"batch": b, "n": B}
 
+        seconds = []
         for a, spec in enumerate(self.specs):
+            t0 = time.perf_counter()
             if spec.minimum_norm:
                 self._minimum_norm(b, a, spec, x, y, broken, x_adv, grads, queries)
-                continue
-            for k, threat in enumerate(self.threats):
-                rows = (broken[k] == ROBUST).nonzero().squeeze(1)
-                if len(rows) == 0 or not spec.supports(threat):
-                    continue
-                with seeded(dev, self.seed, b, k, a) as gen:
-                    res = spec.make(threat)(self.model, x[rows], y[rows], generator=gen)
-                self._mark(k, a, rows, res, broken, x_adv, grads, queries)
+            else:
+                for k, threat in enumerate(self.threats):
+                    rows = (broken[k] == ROBUST).nonzero().squeeze(1)
+                    if len(rows) == 0 or not spec.supports(threat):
+                        continue
+                    with seeded(dev, self.seed, b, k, a) as gen:
+                        res = spec.make(threat)(self.model, x[rows], y[rows], generator=gen)
+                    self._mark(k, a, rows, res, broken, x_adv, grads, queries)
+            seconds.append(time.perf_counter() - t0)
+        meta["attack_seconds"] = seconds
 
         if "convergence" in self.checks:
             meta["convergence"] = []
@@ -265,6 +269,7 @@ class _Runner:
 def _progress(enabled: bool, rank: int, size: int):
     if not enabled or rank != 0:
         return None
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -277,7 +282,7 @@ def _progress(enabled: bool, rank: int, size: int):
     label = "evaluating" if size == 1 else f"evaluating (rank 0 of {size})"
     bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("points"),
                    TextColumn("{task.fields[robust]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                   transient=False)
+                   console=Console(stderr=True), transient=False)
     return bar
 
 

@@ -399,6 +399,8 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
     cost = {"gradients": int(grads[:, :A].sum()) * passes, "queries": int(queries[:, :A].sum()) * passes,
             "check_gradients": (check_grads + int(grads[:, A].sum())) * passes, "model_passes_per_call": passes}
     timing = {"wall_time_s": wall_time, "batch_time_s": sum(m.get("wall_time_s", 0.0) for m in metas),
+              "attack_s": {names[a]: sum(m["attack_seconds"][a] for m in metas if "attack_seconds" in m)
+                           for a in range(A)},
               "world_size": world_size}
     config = {**config, "versions": {"advx": advx.__version__, "torch": torch.__version__,
                                      "python": platform.python_version()}}
