@@ -26,6 +26,7 @@ import inspect
 import logging
 import math
 import platform
+import re
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -548,6 +549,11 @@ def _run_id(name: str, threat: Threat, seen: set[str]) -> str:
     return rid
 
 
+def attack_repr(attack: Attack) -> str:
+    """repr(attack) without memory addresses: ``loss=<function ce at 0x..>`` -> ``loss=ce``."""
+    return re.sub(r"<function ([\w.<>]+) at 0x[0-9a-fA-F]+>", r"\1", repr(attack))
+
+
 def _run_one(name, attack: Attack, model, x, y, batch_size, seed, progress, seen) -> RunResult:
     rid = _run_id(name, attack.threat, seen)
     generator = torch.Generator(device=x.device).manual_seed(seed)
@@ -561,7 +567,7 @@ def _run_one(name, attack: Attack, model, x, y, batch_size, seed, progress, seen
     cat = {k: torch.cat([getattr(p, k) for p in parts]) for k in ("x_adv", "success", "distance", "queries",
                                                                  "gradients", "logits")}
     log.debug("%s: %.1f s", rid, elapsed)
-    return RunResult(rid, name, repr(attack), attack.threat, time_s=elapsed,
+    return RunResult(rid, name, attack_repr(attack), attack.threat, time_s=elapsed,
                      minimum_norm=bool(getattr(attack, "minimum_norm", False)), **cat)
 
 
@@ -584,7 +590,7 @@ def _run_minimum_norm(name, built: list[Attack], model, x, y, clean_logits, batc
         keep = clean_wrong & ~success  # as the attack base does: never worse than the clean input
         x_adv[keep], logits[keep], success[keep] = x[keep], clean_logits[keep], True
         out.append(RunResult(
-            _run_id(name, t, seen), name, repr(attack), t, x_adv=x_adv, success=success,
+            _run_id(name, t, seen), name, attack_repr(attack), t, x_adv=x_adv, success=success,
             distance=t.distance(x_adv, x), queries=base.queries + 1, gradients=base.gradients.clone(),
             logits=logits, time_s=base.time_s + time.perf_counter() - t0, minimum_norm=True,
             shared_with=base.run_id,

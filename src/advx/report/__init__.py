@@ -101,6 +101,26 @@ def _headline(results: dict[str, Any]) -> list[dict[str, Any]]:
     return cards[:2]
 
 
+#: model metadata shown in the report (all of it is in results.json), in this order
+_MODEL_KEYS = (("description", "description"), ("arch", "architecture"), ("params", "parameters"),
+               ("data", "trained on"), ("epochs", "epochs"), ("clean_accuracy", "recorded clean accuracy"),
+               ("test_samples", "… on test samples"), ("git_rev", "trained at revision"),
+               ("command", "trained by"), ("path", "weights"))
+
+
+def _model_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    model = results.get("model") or {}
+    info = model.get("info") or {}
+    rows = [("spec", str(model.get("spec", "—")))]
+    for key, label in _MODEL_KEYS:
+        v = info.get(key)
+        if v is None or isinstance(v, (dict, list)):
+            continue
+        rows.append((label, fmt_pct(v) if key == "clean_accuracy" and isinstance(v, float) else
+                     fmt_count(v) if isinstance(v, int) and not isinstance(v, bool) else str(v)))
+    return rows
+
+
 def render_report(results: dict[str, Any], tensors: dict[str, Tensor] | None = None) -> str:
     """The report page (HTML text) for a results.json document and the run's tensors."""
     from advx.report.figures import attack_colors, robustness_plot  # noqa: PLC0415
@@ -111,6 +131,7 @@ def render_report(results: dict[str, Any], tensors: dict[str, Tensor] | None = N
         r=results,
         rows=table_rows(results),
         cards=_headline(results),
+        model_rows=_model_rows(results),
         colors=attack_colors(results),
         plot=robustness_plot(results),
         columns=columns,
