@@ -119,7 +119,7 @@ def perturbation_uri(adv: Tensor, clean: Tensor) -> str:
     m = float(np.abs(d).max())
     scaled = d / m if m > 0 else d
     if d.shape[2] == 1:
-        rgba = colormaps["RdBu_r"]((scaled[:, :, 0] + 1) / 2)
+        rgba = colormaps["RdBu_r"](0.5 + 0.42 * scaled[:, :, 0])  # stop short of the near-black ends
         return _encode((rgba[:, :, :3] * 255).round().astype(np.uint8))
     return _encode((np.clip(0.5 + scaled / 2, 0, 1) * 255).round().astype(np.uint8))
 
