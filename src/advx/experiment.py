@@ -96,6 +96,12 @@ ATTACKS: dict[str, AttackEntry] = {
                         common=()),
     "ead": AttackEntry("advx.attacks.ead", "EAD", ("l1",), "elastic-net attack (Chen et al. 2018), minimum L1",
                        common=()),
+    "fab": AttackEntry("advx.attacks.fab", "FAB", ("linf", "l2", "l1"),
+                       "fast adaptive boundary (Croce & Hein 2020), minimum norm", common=()),
+    "fab-t": AttackEntry("advx.attacks.fab", "FABT", ("linf", "l2", "l1"),
+                         "targeted FAB over the top classes (Croce & Hein 2020), minimum norm", common=()),
+    "square": AttackEntry("advx.attacks.square", "Square", ("linf", "l2"),
+                          "score-based random search, 5000 queries (Andriushchenko et al. 2020)", common=("restarts",)),
 }
 
 

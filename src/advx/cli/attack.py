@@ -159,7 +159,8 @@ Examples:
   advx attack --model mymodel.safetensors --data my_data.npz --attack cw --threat l2:1.0,2.0 --n 200
 
 \b
-Attacks: fgsm, pgd, bim, apgd-ce, apgd-t (L∞/L2/L1); cw (L2); deepfool (L2/L∞); jsma (L0); ead (L1).
+Attacks: fgsm, pgd, bim, apgd-ce, apgd-t (L∞/L2/L1); cw (L2); deepfool (L2/L∞); jsma (L0); ead (L1);
+fab, fab-t (L∞/L2/L1, minimum norm); square (L∞/L2, black-box, scores only).
 Threats: NORM:EPS[,EPS...] with NORM in linf, l2, l1, l0 -- each radius is one row.
 --model: a zoo name (fmnist-cnn, mnist-cnn), a .safetensors file with its JSON sidecar, a .pt2 archive,
 or module:function returning an nn.Module. --data: fashion-mnist, mnist, or a .safetensors/.npz file
