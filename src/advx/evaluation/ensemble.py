@@ -357,7 +357,8 @@ def evaluate(
         params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
         device = params[0].device if params else x_all.device
     device = torch.device(device)
-    eval_model = EOT(model, eot) if eot is not None else model
+    if eot is not None:
+        EOT(model, eot)  # validate early
 
     config = {
         "schema": "advx.evaluation/1",
@@ -371,9 +372,10 @@ def evaluate(
         "description": description or {},
     }
     num_batches = math.ceil(len(x_all) / batch_size)
-    runner = _Runner(eval_model, model, threats, specs, seed, enabled, probe_points, keep_adversarials)
     started = time.perf_counter()
     with process_group(device) as (rank, size), attack_mode(model):
+        eval_model = EOT(model, eot) if eot is not None else model  # built in eval mode
+        runner = _Runner(eval_model, model, threats, specs, seed, enabled, probe_points, keep_adversarials)
         run_dir = None
         if out_dir is not None:
             run_dir = RunDirectory(out_dir, config, resume=resume)  # every rank checks before any writes
