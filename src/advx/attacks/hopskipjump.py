@@ -244,24 +244,31 @@ class HopSkipJump(Attack):
         return out
 
     def _estimate(self, ctx: AttackContext, rows: Tensor, xt: Tensor, per: Tensor, delta: Tensor) -> Tensor:
-        """Monte-Carlo gradient direction at boundary points ``xt`` with ``per[i]`` labels each (Eq. 16)."""
+        """Monte-Carlo gradient direction at boundary points ``xt`` with ``per[i]`` labels each (Eq. 16).
+
+        Directions are drawn and judged ``batch_size`` at a time, so memory stays bounded:
+        sum (phi - mean) u = sum phi u - mean sum u.
+        """
         g = ctx.generator
         owner = torch.arange(len(xt), device=xt.device).repeat_interleave(per)
-        if len(owner) == 0:
-            return torch.zeros_like(xt)
-        shape = (len(owner), *xt.shape[1:])
-        if self.linf:
-            u = torch.rand(shape, generator=g, device=g.device).to(xt) * 2 - 1
-        else:
-            u = torch.randn(shape, generator=g, device=g.device).to(xt)
-        u = u / _bcast(u.flatten(1).norm(dim=1).clamp_min(1e-12), u)
-        base = xt[owner]
-        z = self.threat.clip(base + _bcast(delta[owner], u) * u)
-        u = (z - base) / _bcast(delta[owner], u)  # the direction actually taken inside the box
-        phi = decision(ctx, z, rows[owner], self.batch_size).to(xt.dtype) * 2 - 1
+        phi_u, sum_u = torch.zeros_like(xt), torch.zeros_like(xt)
+        phi_sum = torch.zeros(len(xt), dtype=xt.dtype, device=xt.device)
+        for s in range(0, len(owner), self.batch_size):
+            own = owner[s:s + self.batch_size]
+            shape = (len(own), *xt.shape[1:])
+            if self.linf:
+                u = torch.rand(shape, generator=g, device=g.device).to(xt) * 2 - 1
+            else:
+                u = torch.randn(shape, generator=g, device=g.device).to(xt)
+            u = u / _bcast(u.flatten(1).norm(dim=1).clamp_min(1e-12), u)
+            base = xt[own]
+            z = self.threat.clip(base + _bcast(delta[own], u) * u)
+            u = (z - base) / _bcast(delta[own], u)  # the direction actually taken inside the box
+            phi = decision(ctx, z, rows[own], self.batch_size).to(xt.dtype) * 2 - 1
+            phi_u.index_add_(0, own, _bcast(phi, u) * u)
+            sum_u.index_add_(0, own, u)
+            phi_sum.index_add_(0, own, phi)
         n = per.clamp_min(1).to(xt.dtype)
-        mean = torch.zeros(len(xt), dtype=xt.dtype, device=xt.device).index_add_(0, owner, phi) / n
-        all_same = mean.abs() == 1  # no baseline when every label agrees (Eq. 16 only subtracts otherwise)
-        centred = phi - torch.where(all_same, torch.zeros_like(mean), mean)[owner]
-        v = torch.zeros_like(xt).index_add_(0, owner, _bcast(centred, u) * u)
-        return v / _bcast(n, v)
+        mean = phi_sum / n
+        mean = torch.where(mean.abs() == 1, torch.zeros_like(mean), mean)  # no baseline when all labels agree
+        return (phi_u - _bcast(mean, sum_u) * sum_u) / _bcast(n, phi_u)
