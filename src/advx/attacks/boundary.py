@@ -102,7 +102,7 @@ class Boundary(Attack):
         radius = threat.radius(x0)
         while True:
             act = (used + 2 <= budget).nonzero().squeeze(1)
-            if self.early_stop:
+            if self.early_stop and len(act):
                 act = act[threat.distance(xa[act], x0[act]) > radius[act]]
             if len(act) == 0:
                 break
