@@ -109,6 +109,10 @@ def slow() -> nn.Module:
     return Slow().eval()
 
 
+def quantized() -> nn.Module:
+    return Quantized(Centroid()).eval()
+
+
 def band_data(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = (0.5 + 0.01 * (torch.rand(n, 1, 8, 8, generator=g) - 0.5)).clamp(0, 1)

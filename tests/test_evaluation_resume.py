@@ -67,6 +67,15 @@ def test_a_second_run_into_the_same_folder_is_refused_without_resume(reference, 
     assert "--resume" in capsys.readouterr().err
 
 
+def test_strict_exits_with_failure_when_a_check_fires(tmp_path, capsys):
+    args = ["evaluate", "--model", "test_evaluation_models:quantized", "--data", "fashion-mnist", "--n", "16",
+            "--threat", "linf:0.05", "--attacks", "apgd-ce:3", "--checks", "gradients", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "lenient")]) == 0
+    assert main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "WARNING" in captured.out and "checks fired: gradients" in captured.err
+
+
 def test_resume_after_sigkill_gives_the_same_numbers(reference, tmp_path, caplog):
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "advx", *ARGS, "--out", str(out)], cwd=ROOT,
