@@ -15,7 +15,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from advx.attacks import BIM, FGSM, PGD
+from advx.attacks import (
+    BIM,
+    EAD,
+    FAB,
+    FABT,
+    FGSM,
+    JSMA,
+    NES,
+    PGD,
+    SPSA,
+    TIFGSM,
+    Boundary,
+    CarliniWagnerL2,
+    DeepFool,
+    HopSkipJump,
+    SimBA,
+    Square,
+)
 from advx.attacks.apgd import APGD, APGDT
 from advx.threat import L0, L1, L2, Linf
 
@@ -30,6 +47,19 @@ ATTACKS = [
     ("apgd-ce", lambda t: APGD(t, steps=6), (Linf, L2, L1)),
     ("apgd-dlr", lambda t: APGD(t, steps=6, loss="dlr"), (Linf, L2)),
     ("apgd-t", lambda t: APGDT(t, steps=4, n_target_classes=2), (Linf, L2)),
+    ("fab", lambda t: FAB(t, steps=5), (Linf, L2, L1)),
+    ("fab-t", lambda t: FABT(t, steps=4, n_target_classes=2), (Linf, L2)),
+    ("cw", lambda t: CarliniWagnerL2(t, steps=10, binary_search_steps=2), (L2,)),
+    ("deepfool", lambda t: DeepFool(t, steps=5), (L2, Linf)),
+    ("ead", lambda t: EAD(t, steps=10, binary_search_steps=2), (L1,)),
+    ("jsma", lambda t: JSMA(t), (L0,)),
+    ("square", lambda t: Square(t, queries=20, restarts=2), (Linf, L2)),
+    ("simba", lambda t: SimBA(t, queries=20), (Linf, L2)),
+    ("spsa", lambda t: SPSA(t, steps=3, samples=4), (Linf,)),
+    ("nes", lambda t: NES(t, steps=3, samples=4), (L2,)),
+    ("hopskipjump", lambda t: HopSkipJump(t, queries=40), (L2, Linf)),
+    ("boundary", lambda t: Boundary(t, queries=40), (L2,)),
+    ("ti-fgsm", lambda t: TIFGSM(t, steps=3, kernel_size=3), (Linf,)),
 ]
 EPS = {Linf: 0.1, L2: 0.8, L1: 4.0, L0: 5}
 CASES = [(name, make, kind) for name, make, kinds in ATTACKS for kind in kinds]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.conftest import LinearModel
+from tests.geometry import exact_min_distance
 
 from advx.attacks import PGD
 from advx.threat import L1, L2, Linf
-from tests.conftest import LinearModel
-from tests.geometry import exact_min_distance
 
 WIDE = (-50.0, 50.0)  # a box that never binds near x
 

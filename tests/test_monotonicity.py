@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.conftest import SmallCNN
 
 from advx.attacks import PGD
 from advx.data import load
 from advx.threat import L2, Linf
-from tests.conftest import SmallCNN
 
 
 @pytest.fixture(scope="module")

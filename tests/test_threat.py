@@ -25,7 +25,7 @@ def _ref_l2(v, x, eps, lo=0.0, hi=1.0):
     """Reference: bisection on t in clip(x + t (v - x)), the KKT path of the projection."""
     out = []
     for vi, xi in zip(v, x):
-        def z(t):
+        def z(t, xi=xi, vi=vi):
             return (xi + t * (vi - xi)).clamp(lo, hi)
         if (z(1.0) - xi).norm() <= eps:
             out.append(z(1.0))
@@ -43,7 +43,7 @@ def _ref_l1(v, x, eps, lo=0.0, hi=1.0):
     out = []
     for vi, xi in zip(v, x):
         d = vi - xi
-        def z(lam):
+        def z(lam, xi=xi, d=d):
             return (xi + d.sign() * (d.abs() - lam).clamp_min(0)).clamp(lo, hi)
         if (z(0.0) - xi).abs().sum() <= eps:
             out.append(z(0.0))

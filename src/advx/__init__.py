@@ -31,6 +31,7 @@ from advx.attacks import (
     SimBA,
     Square,
 )
+from advx.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
 from advx.evaluation import EvaluationReport, evaluate
 from advx.model import Normalized
 from advx.threat import L0, L1, L2, Linf, Threat, parse_threat
@@ -43,5 +44,6 @@ __all__ = [
     "FGSM", "FGM", "PGD", "BIM", "APGD", "APGDT", "CarliniWagnerL2", "DeepFool", "FAB", "FABT", "EAD", "JSMA",
     "Square", "SimBA", "SPSA", "NES", "HopSkipJump", "Boundary", "MIFGSM", "DIFGSM", "TIFGSM",
     "Threat", "Linf", "L2", "L1", "L0", "parse_threat", "Normalized",
+    "ScoresOnly", "LabelOnly", "QueryBudgetExceeded",
     "evaluate", "EvaluationReport", "load_model", "data", "zoo", "__version__",
 ]

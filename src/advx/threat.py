@@ -102,7 +102,7 @@ class Threat(ABC):
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
         return value
 
-    def with_eps(self, eps: float) -> "Threat":
+    def with_eps(self, eps: float) -> Threat:
         """The same threat (norm and bounds) with another radius."""
         clone = copy.copy(self)
         clone.eps = self._check_eps(eps)
@@ -207,8 +207,8 @@ class L2(Threat):
             prev_rest = torch.where(j > 0, rest_d.gather(1, (j - 1).clamp_min(0)), dd.sum(1, keepdim=True))
             t = ((r2[idx].unsqueeze(1) - prev_c).clamp_min(0) / prev_rest.clamp_min(1e-30)).sqrt()
             t_star[idx] = t.squeeze(1).clamp(0, 1)
-        z = x + _per_sample(t_star, x) * (x_adv - x)
-        return self.clip(z)
+        z = torch.where(_per_sample(t_star, x) >= 1, x_adv, x + _per_sample(t_star, x) * (x_adv - x))
+        return self.clip(z)  # rows inside the ball are only boxed: no rounding through x + (x_adv - x)
 
     def _sample_ball(self, x, generator):
         g = _randn(x.shape, x, generator)
@@ -279,7 +279,8 @@ class L1(Threat):
             frac = ((g0 - ri) / (g0 - g1).clamp_min(1e-30)).clamp(0, 1)
             lam[idx] = (q0 + frac * (q1 - q0)).squeeze(1)
         u = torch.minimum((a - lam.unsqueeze(1)).clamp_min(0), b) * d.sign()
-        return self.clip(x + u.reshape(x.shape))
+        z = torch.where(_per_sample(over, x), x + u.reshape(x.shape), x_adv)
+        return self.clip(z)  # rows inside the ball are only boxed: no rounding through x + u
 
     def _sample_ball(self, x, generator):
         n, dim = x.shape[0], _flat(x).shape[1]

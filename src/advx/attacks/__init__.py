@@ -17,17 +17,18 @@ from advx.attacks.fab import FAB, FABT
 from advx.attacks.fgsm import FGM, FGSM
 from advx.attacks.hopskipjump import HopSkipJump
 from advx.attacks.jsma import JSMA
-from advx.attacks.nes import NES
+from advx.attacks.nes import NES, NESGradient
 from advx.attacks.pgd import BIM, PGD
 from advx.attacks.simba import SimBA
-from advx.attacks.spsa import SPSA
+from advx.attacks.spsa import SPSA, EstimatedPGD, GradientEstimator, SPSAGradient
 from advx.attacks.square import Square
-from advx.attacks.transfer import DIFGSM, MIFGSM, TIFGSM, Ensemble
+from advx.attacks.transfer import DIFGSM, MIFGSM, TIFGSM, Ensemble, transfer_matrix
 
 __all__ = [
     "Attack", "AttackContext", "AttackResult", "is_adversarial",
     "FGSM", "FGM", "PGD", "BIM", "APGD", "APGDT",
     "CarliniWagnerL2", "DeepFool", "FAB", "FABT", "EAD", "JSMA",
     "Square", "SimBA", "SPSA", "NES", "HopSkipJump", "Boundary",
-    "MIFGSM", "DIFGSM", "TIFGSM", "Ensemble",
+    "MIFGSM", "DIFGSM", "TIFGSM", "Ensemble", "transfer_matrix",
+    "GradientEstimator", "SPSAGradient", "NESGradient", "EstimatedPGD",
 ]
