@@ -26,6 +26,15 @@ from advx.audio import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared machine small ops run many times faster than with two."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def digits():
     d = load_digits("espeak", "test", limit=10)
@@ -46,8 +55,8 @@ def test_pgd_targeted_at_minus_30_db(digits):
 
 def test_cw_finds_quieter_examples_than_its_start(digits):
     model, x, y, t = digits
-    res = CarliniWagnerDB(Decibels(-20), steps=60)(model, x[:3], y[:3], t[:3])
-    d = db_x(res.x_adv, x[:3])
+    res = CarliniWagnerDB(Decibels(-20), steps=40)(model, x[:2], y[:2], t[:2])
+    d = db_x(res.x_adv, x[:2])
     assert bool(res.success.all()) and bool((d <= -20).all())
     assert float(d.max()) < -26  # each success shrinks the ball: well below the -20 dB start
 
@@ -70,11 +79,11 @@ def test_cw_approaches_the_exact_minimum_on_a_linear_model():
     t = 1 - y
     gap = (model(x).gather(1, y[:, None]) - model(x).gather(1, t[:, None])).squeeze(1)
     exact = gap / (w[0] - w[1]).abs().sum() / x.abs().amax(1)  # minimal max|delta| / peak (box inactive)
-    res = CarliniWagnerDB(Decibels(6), steps=300, rel_lr=0.02)(model, x, y, t)
+    res = CarliniWagnerDB(Decibels(6), steps=60, rel_lr=0.1)(model.eval(), x, y, t)
     ratio = res.distance.double()
     assert bool(res.success.all())
     assert bool((ratio >= exact * (1 - 1e-9)).all())  # nobody beats the exact minimum
-    assert bool((ratio <= exact / 0.8**2).all())  # within two shrink steps (about 3.9 dB) of it
+    assert bool((ratio <= exact / 0.8).all())  # within one shrink step (about 1.9 dB) of it
 
 
 def test_genetic_attack_respects_budget_and_uses_no_gradients(linear_model):

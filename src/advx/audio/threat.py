@@ -51,7 +51,7 @@ class Decibels(Linf):
 
     Args:
         db: the bound on dB_x(delta), a finite number; -30 is a common choice
-            (C&W 2018 report a median of -31 dB on DeepSpeech). Positive values
+            (C&W 2018 report about -31 dB on DeepSpeech). Positive values
             are allowed (a perturbation louder than the clip).
         bounds: the valid waveform range, default (-1, 1).
     """

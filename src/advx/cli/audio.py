@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 ATTACKS = ("pgd", "apgd", "cw", "genetic")
 
 
-def _build_attack(name: str, threat, steps: int | None, restarts: int, queries: int, seed: int):
+def _build_attack(name: str, threat, steps: int | None, restarts: int, queries: int, seed: int, eot: int = 0):
     if name == "pgd":
         from advx.attacks.pgd import PGD  # noqa: PLC0415
 
-        return PGD(threat, steps=steps or 100, restarts=restarts, loss="margin", seed=seed)
+        # under EOT one lucky draw is no success: run every step instead of stopping at the first
+        return PGD(threat, steps=steps or 100, restarts=restarts, loss="margin", early_stop=not eot, seed=seed)
     if name == "apgd":
         try:
             from advx.attacks.apgd import APGD  # noqa: PLC0415
@@ -117,7 +118,7 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
                f"{int(keep.sum())} clips it gets right with {attack_name}, threat {threat!r}"
                + (f", EOT over {eot} playbacks" if eot else ""))
     victim = EOT(model, samples=eot, seed=seed) if eot else model
-    att = _build_attack(attack_name, threat, steps, restarts, queries, seed)
+    att = _build_attack(attack_name, threat, steps, restarts, queries, seed, eot)
     modes = ["untargeted", "targeted"] if mode == "both" else [mode]
     out.mkdir(parents=True, exist_ok=True)
     rows, results = [], {}
@@ -137,6 +138,11 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
         pred = logits.argmax(1)
         success = (pred == tgt) if tgt is not None else (pred != y)
         row = _stats(x_adv, success, torch.cat(qs), x, tgt, keep)
+        with torch.no_grad():  # what the written 16-bit WAVs do: quantisation may undo very quiet attacks
+            q = torch.round(x_adv * 32768).clamp(-32768, 32767) / 32768
+            qpred = torch.cat([model(q[s: s + batch]).argmax(1) for s in range(0, len(x), batch)])
+        qsucc = (qpred == tgt) if tgt is not None else (qpred != y)
+        row["success_16bit_wav"] = float((qsucc & keep).sum()) / max(1, int(keep.sum()))
         if playback_draws:
             surv = success_under(model, x_adv, y, tgt, draws=playback_draws, seed=seed + 999)
             row["success_after_playback"] = float(surv[keep & success].mean()) if bool((keep & success).any()) else 0.0
@@ -144,7 +150,7 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
         results[m] = (x_adv, pred, success, tgt)
         msg = (f"{m:>10}: success {row['success_rate']:.3f} of {row['attacked']}, mean dB_x {row['mean_db_x']:.1f} "
                f"(median {row['median_db_x']:.1f}), mean SNR {row['mean_snr_db']:.1f} dB, "
-               f"queries {row['mean_queries']:.0f}")
+               f"queries {row['mean_queries']:.0f}, success as 16-bit WAV {row['success_16bit_wav']:.3f}")
         if playback_draws:
             msg += f", still adversarial after random playback {row['success_after_playback']:.2f}"
         click.echo(msg)
