@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.advx-installed
 
-.PHONY: test demo setup lint bench zoo clean
+.PHONY: test demo setup lint bench bench-audio zoo clean
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	bash scripts/system-deps.sh
@@ -31,6 +31,11 @@ bench: setup
 	$(PIP) install -q -e '.[bench]'
 	$(PIP) install -q --no-deps torchattacks foolbox adversarial-robustness-toolbox
 	$(PY) benchmarks/attack_speed.py
+	$(PY) benchmarks/blackbox.py --n 30 --queries 1000
+
+bench-audio: setup
+	$(PY) benchmarks/audio.py --n 50 --parts sweep,cw
+	$(PY) benchmarks/audio.py --n 20 --parts eot --eot 4 --steps 50
 
 # Retrain the committed reference models (about 7 and 5 CPU-minutes on an idle 2-core machine).
 zoo: setup

@@ -31,6 +31,7 @@ from advx.attacks import (
     SimBA,
     Square,
 )
+from advx.audio.threat import Decibels
 from advx.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
 from advx.evaluation import EvaluationReport, evaluate
 from advx.model import Normalized
@@ -43,7 +44,7 @@ __all__ = [
     "Attack", "AttackResult",
     "FGSM", "FGM", "PGD", "BIM", "APGD", "APGDT", "CarliniWagnerL2", "DeepFool", "FAB", "FABT", "EAD", "JSMA",
     "Square", "SimBA", "SPSA", "NES", "HopSkipJump", "Boundary", "MIFGSM", "DIFGSM", "TIFGSM",
-    "Threat", "Linf", "L2", "L1", "L0", "parse_threat", "Normalized",
+    "Threat", "Linf", "L2", "L1", "L0", "Decibels", "parse_threat", "Normalized",
     "ScoresOnly", "LabelOnly", "QueryBudgetExceeded",
     "evaluate", "EvaluationReport", "load_model", "data", "zoo", "__version__",
 ]

@@ -349,8 +349,12 @@ class L0(Threat):
 _THREATS = {"linf": Linf, "l2": L2, "l1": L1, "l0": L0}
 
 
-def parse_threat(spec: str, bounds=(0.0, 1.0)) -> list[Threat]:
-    """Parse ``"linf:0.1,0.2"`` into threats; used by the command line."""
+def parse_threat(spec: str, bounds=None) -> list[Threat]:
+    """Parse ``"linf:0.1,0.2"`` or ``"db:-30"`` into threats; used by the command line.
+
+    ``bounds=None`` takes each threat's own default: (0, 1) for the norms, (-1, 1)
+    for decibel threats on waveforms.
+    """
     name, _, values = spec.partition(":")
     name = name.strip().lower()
     if name not in _THREATS and name not in ("db", "decibels"):
@@ -364,6 +368,7 @@ def parse_threat(spec: str, bounds=(0.0, 1.0)) -> list[Threat]:
     if name in ("db", "decibels"):
         from advx.audio.threat import Decibels  # noqa: PLC0415 -- audio is optional
 
-        return [Decibels(e, bounds=bounds) for e in eps]
+        return [Decibels(e) if bounds is None else Decibels(e, bounds=bounds) for e in eps]
+    bounds = (0.0, 1.0) if bounds is None else bounds
     cls = _THREATS[name]
     return [cls(int(e), bounds=bounds) if cls is L0 else cls(e, bounds=bounds) for e in eps]
