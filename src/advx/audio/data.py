@@ -72,6 +72,16 @@ class SpokenDigits:
         return len(self.labels)
 
     @property
+    def x(self) -> Tensor:
+        """The waveforms, under the name every advx data set uses for inputs."""
+        return self.waves
+
+    @property
+    def y(self) -> Tensor:
+        """The labels, under the name every advx data set uses."""
+        return self.labels
+
+    @property
     def description(self) -> str:
         if self.synthetic:
             return "synthetic speech (espeak-ng spoken digits, voices disjoint from training)"
