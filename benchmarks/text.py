@@ -10,12 +10,18 @@ Anchor: TextAttack's documentation reports DeepWordBug at 81.5% success with
 15.5% of words changed on an LSTM for movie reviews. With ``--textattack``,
 TextAttack's own DeepWordBug recipe (if importable) attacks the same model on
 the same examples in the same run, through a model wrapper around our classifier.
+TextAttack 0.3.11 installs offline (``pip install --target DIR --no-deps textattack``
+plus its dependencies, with ``transformers<5`` and ``datasets<3`` for flair);
+its stop-word constraint needs NLTK's ``stopwords`` corpus, which cannot be
+downloaded here, so point ``NLTK_DATA`` at a folder whose
+``corpora/stopwords/english`` holds advx's list (the same stop words for both).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -68,9 +74,12 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=sorted(ZOO))
     ap.add_argument("--recipes", nargs="*", default=["deepwordbug", "pwws", "textfooler", "hotflip"])
     ap.add_argument("--textattack", action="store_true", help="also run TextAttack's DeepWordBug on the same examples")
+    ap.add_argument("--textattack-path", nargs="*", default=[],
+                    help="folders appended to sys.path where TextAttack and its dependencies are installed (pip --target)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_text"))
     args = ap.parse_args()
+    sys.path.extend(args.textattack_path)
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models:

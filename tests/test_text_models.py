@@ -98,3 +98,24 @@ def test_training_learns_a_separable_task():
                                                         batch_size=8, lr=1e-2))
     assert accuracy(clf, data) == 1.0
     assert report.epochs[-1]["loss"] < report.epochs[0]["loss"]
+
+
+def test_huggingface_adapter_offline(tmp_path):
+    transformers = pytest.importorskip("transformers")  # optional extra; not part of the default install
+    from advx.text.hf import HuggingFaceClassifier
+    from advx.text.minilm import minilm_dir
+
+    tok = transformers.BertTokenizerFast(vocab_file=str(minilm_dir() / "vocab.txt"), do_lower_case=True)
+    cfg = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=64, num_labels=2, id2label={0: "neg", 1: "pos"},
+                                  label2id={"neg": 0, "pos": 1})
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg).eval()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    clf = HuggingFaceClassifier(tmp_path)
+    texts = ["hello world", "a much longer sentence than the first one"]
+    with torch.no_grad():
+        expected = model(**tok(texts, padding=True, return_tensors="pt")).logits.softmax(1)
+    assert clf.label_names == ("neg", "pos")
+    assert torch.allclose(clf.predict_proba(texts), expected, atol=1e-5)
