@@ -34,6 +34,10 @@ from advx.threat import Linf
 DATA = {"fmnist-cnn": "fashion-mnist", "mnist-cnn": "mnist"}
 
 
+def pgd_100x10(threat):
+    return PGD(threat, steps=100, restarts=10, loss="ce")
+
+
 def run(model_name: str, n: int, eps: list[float], device: str, batch_size: int) -> list[dict]:
     from advx.data import load
     from advx.zoo import load_model
@@ -44,7 +48,7 @@ def run(model_name: str, n: int, eps: list[float], device: str, batch_size: int)
     contenders = {
         "standard": "standard",
         "fast": "fast",
-        "pgd-100x10": [lambda threat: PGD(threat, steps=100, restarts=10, loss="ce")],
+        "pgd-100x10": [pgd_100x10],
     }
     reports = {}
     for name, attacks in contenders.items():
