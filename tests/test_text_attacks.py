@@ -15,6 +15,15 @@ from advx.text.constraints import LevenshteinBudget, MaxCharsChanged, MaxWordsCh
 from advx.text.models import CharCNN, CharTokenizer
 from advx.text.words import STOPWORDS, Words, levenshtein
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one thread is faster than two on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 POSITIVE = {"good", "great", "fine", "love", "nice"}
 NEGATIVE = {"bad", "awful", "hate", "poor", "sad"}
 
@@ -159,5 +168,9 @@ def test_bad_arguments():
         DeepWordBug(query_budget=-1)
     with pytest.raises(TypeError, match="white-box"):
         HotFlip()(LEXICON, ["good movie"], [1])
-    with pytest.raises(ValueError, match="class indices"):
+    with pytest.raises(ValueError, match="class index"):
         DeepWordBug()(LEXICON, ["good movie"], [5])
+    with pytest.raises(ValueError, match="class index"):
+        DeepWordBug()(LEXICON, ["good movie"], [1], targets=[7])
+    with pytest.raises(ValueError, match="class index"):
+        DeepWordBug(query_budget=0)(LEXICON, ["good movie"], [-1])

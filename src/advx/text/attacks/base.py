@@ -215,6 +215,7 @@ class TextAttack(ABC):
         skipped = False
         try:
             state.clean_probs = state.predict([original])[0]
+            _check_classes(label, target, len(state.clean_probs))
             skipped = bool(state.adversarial(state.clean_probs[None])[0])
             if not skipped:
                 self.run(state)
@@ -225,6 +226,7 @@ class TextAttack(ABC):
         if state.found is not None and not skipped and state.found.text != finals[0].text:
             finals.append(state.found)
         probs = classifier.predict_proba([original.text] + [f.text for f in finals])
+        _check_classes(label, target, probs.shape[1])
         clean_probs, adv = probs[0], state.adversarial(probs)
         pick = 1 if bool(adv[1]) or len(finals) == 1 else 2
         final, kinds = finals[pick - 1], state.kinds if pick == 1 else state.found_kinds
@@ -254,19 +256,18 @@ class TextAttack(ABC):
             bad = [k for k, (y, t) in enumerate(zip(labels, targets)) if y == t]
             if bad:
                 raise ValueError(f"targets[{bad[0]}] equals the label; a targeted attack needs target != label")
-        results = []
-        for k, (text, y) in enumerate(zip(texts, labels)):
-            results.append(self.attack_one(classifier, text, y, None if targets is None else targets[k], k))
-            if k == 0:
-                c = len(results[0].original_probs)
-                for name, vals in (("labels", labels), ("targets", targets or [])):
-                    if any(not 0 <= v < c for v in vals):
-                        raise ValueError(f"{name} must be class indices in [0, {c - 1}] (the classifier has {c} classes)")
-        return results
+        return [self.attack_one(classifier, text, y, None if targets is None else targets[k], k)
+                for k, (text, y) in enumerate(zip(texts, labels))]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+def _check_classes(label: int, target: int | None, classes: int) -> None:
+    for name, v in (("label", label), ("target", target)):
+        if v is not None and not 0 <= v < classes:
+            raise ValueError(f"{name} {v} is not a class index in [0, {classes - 1}] (the classifier has {classes} classes)")
 
 
 def summarize(results: Sequence[TextAttackResult]) -> dict:
