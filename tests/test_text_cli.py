@@ -75,3 +75,18 @@ def test_adversarial_training_adds_adversarial_examples():
     sizes = [e["train_size"] for e in report.epochs]
     assert report.adversarial_added > 0 and sizes[-1] == len(data) + report.adversarial_added
     assert sizes == sorted(sizes) and sizes[0] == len(data)  # the first epoch is clean
+
+
+def test_attack_cli_accepts_a_saved_model_path(tmp_path):
+    from advx.text.models import CharCNN, CharTokenizer, save_text_model
+
+    tok = CharTokenizer(max_len=64)
+    torch.manual_seed(0)
+    path = save_text_model(tmp_path / "tiny", CharCNN(tok.vocab_size, 2, channels=4), tok, ["negative", "positive"],
+                           {"dataset": "tweets"})
+    out = tmp_path / "run"
+    assert main(["text", "attack", "--model", str(path), "--recipe", "hotflip", "--n", "3", "--budget", "12",
+                 "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["dataset"] == "tweets" and all(r["queries"] <= 12 for r in data["results"])
+    assert main(["text", "attack", "--model", str(path), "--data", "bbc", "--n", "1", "--out", str(out)]) == 2

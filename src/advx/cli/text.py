@@ -34,7 +34,14 @@ def _print_summary(summary: dict, title: str) -> None:
 
 @click.group()
 def command() -> None:
-    """Adversarial examples for text classifiers (character and word edits)."""
+    """Adversarial examples for text classifiers (character and word edits).
+
+    \b
+    Examples:
+      advx text attack --model bbc-charcnn --recipe deepwordbug --n 200 --out runs/text-dwb
+      advx text attack --model tweets-wordcnn --recipe pwws --n 100 --budget 2000
+      advx text train --model tweets-wordcnn --adversarial deepwordbug --out runs/tw-adv.json
+    """
 
 
 @command.command()
