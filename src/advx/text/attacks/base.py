@@ -124,13 +124,13 @@ class AttackState:
         return float("inf") if self.budget is None else self.budget - self.queries
 
     # ------------------------------------------------------- model access
-    def predict(self, candidates: Sequence[Words], indices: Sequence[int] | None = None, kind: str = "edit",
-                probe: bool = False) -> Tensor:
+    def predict(self, candidates: Sequence[Words], indices: Sequence[int] | None = None,
+                kind: str | Sequence[str] = "edit", probe: bool = False) -> Tensor:
         """Probabilities (n, C) of the candidates, counted; raises BudgetExhausted when the budget runs out.
 
         Candidates must satisfy the constraints: the first adversarial one is
         kept as a fallback result (``indices``, the word each one modified, and
-        ``kind`` label its edit). ``probe=True`` marks texts scored only to
+        ``kind``, one or one per candidate, label its edit). ``probe=True`` marks texts scored only to
         measure something (e.g. word importance by deletion): never results.
         """
         n = min(len(candidates), max(0, int(min(self.remaining, len(candidates)))))
@@ -145,7 +145,7 @@ class AttackState:
                 self.found = candidates[k]
                 self.found_kinds = dict(self.kinds)
                 if indices is not None:
-                    self.found_kinds[indices[k]] = kind
+                    self.found_kinds[indices[k]] = kind if isinstance(kind, str) else kind[k]
         if n < len(candidates):
             raise BudgetExhausted
         return probs

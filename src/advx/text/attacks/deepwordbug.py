@@ -127,7 +127,7 @@ class DeepWordBug(TextAttack):
             cands, kinds = [cands[k] for k in keep], [kinds[k] for k in keep]
             if not cands:
                 continue
-            probs = state.predict(cands, [i] * len(cands), "char")
+            probs = state.predict(cands, [i] * len(cands), kinds)
             obj, adv = state.objective(probs), state.adversarial(probs)
             k = int(torch.argmax(obj + 2.0 * adv.float()))  # an adversarial candidate first, then the most damaging
             if bool(adv[k]) or obj[k] > best:
