@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "attack": "attack",
     "train": "train",
     "evaluate": "evaluate",
+    "transfer": "transfer",
     "text": "text",
     "audio": "audio",
 }
