@@ -8,8 +8,10 @@ the model and optimizer state saved after every epoch (safetensors, no
 pickle), resuming from a checkpoint reproduces the uninterrupted run exactly.
 
 What one step minimises is a *defense objective*: ``"none"`` is standard
-cross-entropy training; adversarial training (issue 5) registers more in
-:data:`DEFENSES` with :func:`register_defense`.
+cross-entropy training; :mod:`advx.defenses.training` registers adversarial
+training and the other defenses in :data:`DEFENSES` with :func:`register_defense`.
+A registered class is an objective with hyper-parameters: ``train`` builds it
+from ``TrainConfig.defense_options`` (saved in checkpoints, compared on resume).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from torch import Tensor, nn
 
 from advx.data import LabeledData
 
-__all__ = ["TrainConfig", "EpochStats", "Objective", "DEFENSES", "register_defense", "train", "accuracy",
-           "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "EpochStats", "Objective", "DEFENSES", "register_defense", "make_objective", "train",
+           "accuracy", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,28 @@ def standard_objective(model: nn.Module, x: Tensor, y: Tensor, generator: torch.
     return F.cross_entropy(logits, y), logits
 
 
-#: defense name -> objective; "none" is standard training
-DEFENSES: dict[str, Objective] = {"none": standard_objective}
+#: defense name -> objective, or a class whose instances are objectives; "none" is standard training
+DEFENSES: dict[str, Objective | type] = {"none": standard_objective}
 
 
-def register_defense(name: str, objective: Objective) -> None:
-    """Make ``objective`` available as ``TrainConfig(defense=name)`` and ``advx train --defense name``."""
+def register_defense(name: str, objective: Objective | type) -> None:
+    """Make ``objective`` available as ``TrainConfig(defense=name)`` and ``advx train --defense name``.
+
+    ``objective`` is an :class:`Objective`, or a class built as ``objective(**config.defense_options)``.
+    """
     if not callable(objective):
         raise TypeError(f"objective must be callable, got {type(objective).__name__}")
     DEFENSES[name] = objective
+
+
+def make_objective(config: TrainConfig) -> Objective:
+    """The objective of ``config.defense``, built with ``config.defense_options`` if it is a class."""
+    entry = DEFENSES[config.defense]
+    if isinstance(entry, type):
+        return entry(**config.defense_options)
+    if config.defense_options:
+        raise ValueError(f"defense {config.defense!r} takes no defense_options, got {config.defense_options!r}")
+    return entry
 
 
 @dataclass
@@ -78,6 +93,7 @@ class TrainConfig:
     augment: str = "none"  # "none" | "shift" (random translations of up to 2 pixels)
     seed: int = 0
     defense: str = "none"
+    defense_options: dict = field(default_factory=dict)  # JSON-able keyword arguments of the defense
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -90,6 +106,10 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.defense not in DEFENSES:
+            import advx.defenses  # noqa: F401 -- registers the built-in defenses
+        if not isinstance(self.defense_options, dict):
+            raise TypeError(f"defense_options must be a dict, got {type(self.defense_options).__name__}")
         if self.defense not in DEFENSES:
             raise ValueError(f"defense must be one of {sorted(DEFENSES)}, got {self.defense!r}")
 
@@ -228,7 +248,7 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"data: {x.shape[0]} inputs and {y.shape[0]} labels; need the same, non-zero number")
     eval_xy = _as_tensors(eval_data) if eval_data is not None else None
-    objective = DEFENSES[config.defense]
+    objective = make_objective(config)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     optimizer = _make_optimizer(model, config)
     history: list[EpochStats] = []
@@ -265,6 +285,8 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     optimizer.zero_grad(set_to_none=True)
+                    if hasattr(objective, "at_step"):  # schedules inside the objective, e.g. an eps warm-up
+                        objective.at_step(epoch * steps + i, total)
                     loss, logits = objective(model, xb, yb, generator)
                     loss.backward()
                     optimizer.step()
@@ -279,8 +301,9 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
                      stats.train_accuracy, "" if test_acc is None else f", test acc {test_acc:.4f}", stats.seconds)
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, optimizer, epoch + 1, config, history)
-            if on_epoch is not None:
-                on_epoch(stats)
+            if on_epoch is not None and on_epoch(stats) is True:
+                log.info("stopping after epoch %d at the callback's request", stats.epoch)
+                break
     finally:
         if bar:
             bar.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
@@ -39,14 +40,28 @@ def _defenses() -> list[str]:
 @click.option("--n-train", default=None, type=click.IntRange(min=1), help="Train on a stratified subset.")
 @click.option("--eval-n", default=1000, type=click.IntRange(min=0),
               help="Test samples scored after each epoch (0: none); the final score uses the whole test split.")
-@click.option("--defense", default="none", help="Training objective: 'none' = standard training.")
+@click.option("--defense", default="none",
+              help="Training objective: none | pgd (Madry) | fgsm-rs (Wong) | trades | noise | distill (Papernot).")
+@click.option("--eps", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Linf radius for pgd, fgsm-rs, trades (e.g. 0.1 Fashion-MNIST, 0.3 MNIST).")
+@click.option("--steps", default=10, type=click.IntRange(min=1), help="Inner PGD steps (pgd, trades).")
+@click.option("--warmup", default=0.0, type=click.FloatRange(0, 1),
+              help="Fraction of training over which eps grows linearly from 0 (pgd, fgsm-rs, trades).")
+@click.option("--beta", default=6.0, type=click.FloatRange(min=0), help="TRADES robustness weight.")
+@click.option("--sigma", default=0.25, type=click.FloatRange(min=0, min_open=True),
+              help="Gaussian noise std for --defense noise (randomized smoothing base model).")
+@click.option("--temperature", default=100.0, type=click.FloatRange(min=0, min_open=True),
+              help="Softmax temperature for --defense distill.")
+@click.option("--guard/--no-guard", default=None,
+              help="Early stop on PGD accuracy of 256 held-out train images (default: on for fgsm-rs).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint (OUT with .ckpt.safetensors).")
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads (default: min(2, cores)).")
 @click.option("--device", default="cpu", help="torch device, e.g. cpu or cuda.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out: Path, batch_size: int, lr: float,
             optimizer: str, schedule: str, augment: str, weight_decay: float, n_train: int | None, eval_n: int,
-            defense: str, resume: bool, threads: int | None, device: str, progress: bool) -> None:
+            defense: str, eps: float | None, steps: int, warmup: float, beta: float, sigma: float, temperature: float,
+            guard: bool | None, resume: bool, threads: int | None, device: str, progress: bool) -> None:
     """Train a reference model with a seeded, resumable recipe.
 
     Writes OUT (safetensors weights), OUT's .json (architecture, data, epochs,
@@ -58,32 +73,71 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     Example:
       advx train --arch lenet --data fashion-mnist --epochs 5 --seed 0 --out runs/fmnist/model.safetensors
       advx train --arch lenet --data fashion-mnist --epochs 5 --seed 0 --out runs/fmnist/model.safetensors --resume
+      advx train --arch lenet --data fashion-mnist --defense fgsm-rs --eps 0.1 --out runs/fmnist-at/model.safetensors
+      advx train --arch lenet --data fashion-mnist --defense distill --temperature 100 --out runs/distilled.safetensors
     """
     import torch
 
     from advx import data as advx_data
     from advx import zoo
+    from advx.defenses.training import OverfitGuard
     from advx.training import DEFENSES, TrainConfig, accuracy, train
 
     if defense not in DEFENSES:
         raise click.BadParameter(f"choose one of {', '.join(sorted(DEFENSES))}", param_hint="--defense")
+    options, defense_flags = _defense_options(defense, eps, steps, beta, sigma, warmup)
+    guard = defense == "fgsm-rs" if guard is None else guard
+    if guard and eps is None:
+        raise click.BadParameter("the overfitting guard attacks at --eps; give --eps or --no-guard", param_hint="--guard")
     if out.suffix != ".safetensors":
         raise click.BadParameter("must end in .safetensors", param_hint="--out")
     torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                         schedule=schedule, augment=augment, seed=seed, defense=defense)
+                         schedule=schedule, augment=augment, seed=seed, defense=defense, defense_options=options)
     forced = None if source == "auto" else source
     train_data = advx_data.load(data_name, "train", n=n_train, seed=seed, source=forced)
     test_data = advx_data.load(data_name, "test", source=forced)
     eval_data = test_data.subset(eval_n, seed=0) if 0 < eval_n < len(test_data) else (test_data if eval_n else None)
+    guard_xy = None
+    if guard:  # held out: never trained on
+        order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed + 1))
+        held, kept = order[:256], order[256:].sort().values
+        guard_xy = (train_data.x[held], train_data.y[held])
+        train_data = dataclasses.replace(train_data, x=train_data.x[kept], y=train_data.y[kept])
     click.echo(f"data: {train_data.source} ({len(train_data)} train, {len(test_data)} test)")
+
+    def build():
+        return zoo.build(arch, in_channels=train_data.x.shape[1], num_classes=len(train_data.classes),
+                         size=train_data.x.shape[-1]).to(device)
+
     torch.manual_seed(seed)
-    model = zoo.build(arch, in_channels=train_data.x.shape[1], num_classes=len(train_data.classes),
-                      size=train_data.x.shape[-1]).to(device)
+    model = build()
     checkpoint = out.with_suffix(".ckpt.safetensors")
+    guard_cb = OverfitGuard(model, *guard_xy, eps=eps, seed=seed) if guard_xy is not None else None
+
+    def on_epoch(stats) -> bool:
+        stop = guard_cb(stats) if guard_cb is not None else False
+        test = "" if stats.test_accuracy is None else f", test accuracy {stats.test_accuracy:.4f}"
+        rob = stats.extra.get("guard_robust_accuracy")
+        click.echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, train accuracy {stats.train_accuracy:.4f}{test}"
+                   + ("" if rob is None else f", PGD-5 accuracy on the guard batch {rob:.4f}"))
+        return stop
+
     t0 = time.perf_counter()
-    history = train(model, train_data, config, eval_data=eval_data, checkpoint=checkpoint, resume=resume,
-                    progress=progress)
+    teacher_out = None
+    if defense == "distill":
+        from advx.defenses.distillation import distill
+
+        teacher_out = out.with_name(out.stem + "-teacher.safetensors")
+        _, model, _, history = distill(build, train_data, dataclasses.replace(config, defense_options={}), temperature,
+                                       teacher_path=teacher_out, eval_data=eval_data,
+                                       checkpoint_dir=out.with_suffix(".ckpt"), resume=resume, progress=progress,
+                                       on_epoch=on_epoch)
+        checkpoint = out.with_suffix(".ckpt")
+        defense_flags = f" --temperature {temperature:g}"
+    else:
+        history = train(model, train_data, config, eval_data=eval_data, checkpoint=checkpoint, resume=resume,
+                        progress=progress, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
     clean = accuracy(model, test_data.x, test_data.y)
     cmd = (f"advx train --arch {arch} --data {data_name}" + (f" --source {source}" if forced else "")
@@ -91,7 +145,8 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
            f"--lr {lr:g} --optimizer {optimizer} --schedule {schedule} --augment {augment}"
            + (f" --weight-decay {weight_decay:g}" if weight_decay else "")
            + (f" --n-train {n_train}" if n_train else "")
-           + (f" --defense {defense}" if defense != "none" else "")
+           + (f" --defense {defense}{defense_flags}" if defense != "none" else "")
+           + (" --guard" if guard and defense != "fgsm-rs" else "") + (" --no-guard" if not guard and defense == "fgsm-rs" else "")
            + f" --out {shlex.quote(str(out))}")
     meta = {
         "arch": arch, "in_channels": int(train_data.x.shape[1]), "num_classes": len(train_data.classes),
@@ -100,6 +155,9 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
         "test_source": test_data.source, "test_samples": len(test_data), "clean_accuracy": round(clean, 4),
         "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
         "schedule": schedule, "augment": augment, "weight_decay": weight_decay, "defense": defense,
+        "defense_options": options if defense != "distill" else {"temperature": temperature, "teacher": str(teacher_out)},
+        "guard": None if guard_cb is None else {"held_out": 256, "eps": eps, "pgd_accuracy": guard_cb.history,
+                                                "stopped_at_epoch": guard_cb.stopped_at},
         "params": sum(p.numel() for p in model.parameters()), "train_seconds_this_run": round(seconds, 1),
         "history": [{"epoch": h.epoch, "loss": round(h.loss, 4), "train_accuracy": round(h.train_accuracy, 4),
                      "test_accuracy": None if h.test_accuracy is None else round(h.test_accuracy, 4)}
@@ -110,3 +168,28 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     zoo.save_model(model.cpu(), out, arch, meta)
     click.echo(f"clean test accuracy: {clean:.4f} on {len(test_data)} {data_name} test images")
     click.echo(f"wrote {out} and {zoo.sidecar_path(out)} (checkpoint: {checkpoint}); {seconds:.0f} s")
+
+
+def _defense_options(defense: str, eps: float | None, steps: int, beta: float, sigma: float,
+                     warmup: float) -> tuple[dict, str]:
+    """The JSON-able options of ``defense`` and the command-line flags that give them."""
+    if defense in ("pgd", "fgsm-rs", "trades"):
+        if eps is None:
+            raise click.BadParameter(f"--defense {defense} needs --eps (the Linf radius to train against)",
+                                     param_hint="--eps")
+        options, flags = {"eps": eps}, f" --eps {eps:g}"
+        if defense in ("pgd", "trades"):
+            options["steps"], flags = steps, flags + f" --steps {steps}"
+        if defense == "trades":
+            options["beta"], flags = beta, flags + f" --beta {beta:g}"
+        if warmup:
+            options["warmup"], flags = warmup, flags + f" --warmup {warmup:g}"
+        return options, flags
+    if warmup:
+        raise click.BadParameter(f"--warmup applies to pgd, fgsm-rs and trades, not {defense!r}", param_hint="--warmup")
+    if defense == "noise":
+        return {"sigma": sigma}, f" --sigma {sigma:g}"
+    if defense == "temperature":
+        raise click.BadParameter("'temperature' is the teacher half of distillation; use --defense distill",
+                                 param_hint="--defense")
+    return {}, ""
