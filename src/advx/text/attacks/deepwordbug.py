@@ -12,7 +12,8 @@ Sequences to Evade Deep Learning Classifiers", IEEE S&P Workshops 2018
    character edits: swap two adjacent letters, substitute a letter, delete a
    letter, insert a letter (or a space, splitting the word). Here each word
    gets ``tries`` random edits of every kind and keeps the most damaging one
-   if it helps (the greedy variant of TextAttack's recipe).
+   if it helps (the greedy variant of TextAttack's recipe); among equally
+   damaging edits, the one with the fewest character edits (a swap costs 2).
 3. Stop at the first misclassified text or when the constraints (default: at
    most 30 character edits, stop words kept) leave no word to change.
 """
@@ -25,7 +26,7 @@ import torch
 
 from advx.text.attacks.base import AttackState, TextAttack
 from advx.text.constraints import Constraint, MaxCharsChanged, StopwordsKept
-from advx.text.words import Words
+from advx.text.words import Words, levenshtein
 
 __all__ = ["DeepWordBug", "char_edit"]
 
@@ -129,7 +130,10 @@ class DeepWordBug(TextAttack):
                 continue
             probs = state.predict(cands, [i] * len(cands), kinds)
             obj, adv = state.objective(probs), state.adversarial(probs)
-            k = int(torch.argmax(obj + 2.0 * adv.float()))  # an adversarial candidate first, then the most damaging
+            # an adversarial candidate first, then the most damaging, then (ties) the fewest character edits
+            score = obj + 2.0 * adv.float()
+            ties = (score >= score.max() - 1e-7).nonzero().flatten().tolist()
+            k = min(ties, key=lambda t: levenshtein(state.original[i], cands[t][i]))
             if bool(adv[k]) or obj[k] > best:
                 state.commit(cands[k], i, kinds[k])
                 best = obj[k]
