@@ -99,6 +99,16 @@ def test_edits_respect_constraints(text, max_words, max_chars, per_word):
         assert all(e.before.lower() not in STOPWORDS for e in r.edits)
 
 
+@given(texts_st, st.floats(0.5, 0.99))
+def test_textfooler_keeps_sentence_similarity(text, threshold):
+    y = int(lexicon([text])[0].argmax())
+    enc = FakeEncoder()
+    atk = TextFooler(neighbours=FakeNeighbours(), encoder=enc, sim_threshold=threshold, window=None)
+    (r,) = atk(LEXICON, [text], [y])
+    assert float(enc.encode([text])[0] @ enc.encode([r.perturbed])[0]) >= threshold - 1e-6
+    assert all(e.before.lower() not in STOPWORDS for e in r.edits)
+
+
 @given(texts_st, st.integers(0, 40))
 def test_budget_never_exceeded_and_success_rescored(text, budget):
     y = int(lexicon([text])[0].argmax())

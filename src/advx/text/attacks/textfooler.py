@@ -32,14 +32,15 @@ class TextFooler(TextAttack):
     Args:
         k: neighbours considered per word (paper: 50).
         min_cos: minimum embedding cosine of a neighbour (paper: 0.5).
-        sim_threshold, window: the sentence-similarity constraint (TextAttack's recipe: 0.84, 15 words).
+        sim_threshold, window: the sentence-similarity constraint (TextAttack's recipe: 0.84, 15 words;
+            ``window=None`` compares whole texts).
         neighbours: object with ``neighbours(word, k, min_cos) -> list[str]`` (default: MiniLM embeddings).
         constraints: extra constraints (stop words are always kept; the similarity one is added).
     """
 
     name = "textfooler"
 
-    def __init__(self, k: int = 50, min_cos: float = 0.5, sim_threshold: float = 0.84, window: int = 15,
+    def __init__(self, k: int = 50, min_cos: float = 0.5, sim_threshold: float = 0.84, window: int | None = 15,
                  neighbours=None, encoder=None, constraints: Constraint | None = None,
                  query_budget: int | None = None, seed: int = 0):
         self.similarity = MinSentenceSimilarity(sim_threshold, window, encoder)
