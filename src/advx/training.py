@@ -241,7 +241,14 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
 
     ``checkpoint``: file rewritten after every epoch; with ``resume=True`` training
     continues from it (its config must equal ``config``). ``on_epoch`` is called
-    after each epoch's checkpoint is written. The model is left in eval mode.
+    after each epoch's checkpoint is written; if it returns True, training stops
+    there (early stopping). The model is left in eval mode.
+
+    Inside a ``torch.distributed`` process group (e.g. started by ``torchrun``),
+    the model is wrapped in ``DistributedDataParallel``: every rank draws the
+    same batch order and takes its share ``batch[rank::world]`` of each batch;
+    gradients are averaged across ranks, so all ranks hold the same weights;
+    only rank 0 writes the checkpoint.
     """
     config = config or TrainConfig()
     x, y = _as_tensors(data)
@@ -250,6 +257,12 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
     eval_xy = _as_tensors(eval_data) if eval_data is not None else None
     objective = make_objective(config)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    rank, world = _world()
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     optimizer = _make_optimizer(model, config)
     history: list[EpochStats] = []
     start = 0
@@ -278,6 +291,10 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
                 torch.manual_seed(_epoch_seed(config.seed, epoch) + 1)  # dropout and other global-RNG layers
                 for i in range(steps):
                     batch = order[i * config.batch_size:(i + 1) * config.batch_size]
+                    if world > 1:
+                        if len(batch) < world:  # too small to give every rank a sample: skipped by all
+                            continue
+                        batch = batch[rank::world]
                     xb, yb = x[batch].to(device), y[batch].to(device)
                     if config.augment == "shift":
                         xb = _shift(xb, generator)
@@ -287,20 +304,26 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
                     optimizer.zero_grad(set_to_none=True)
                     if hasattr(objective, "at_step"):  # schedules inside the objective, e.g. an eps warm-up
                         objective.at_step(epoch * steps + i, total)
-                    loss, logits = objective(model, xb, yb, generator)
+                    loss, logits = objective(net, xb, yb, generator)
                     loss.backward()
                     optimizer.step()
                     loss_sum += float(loss.detach()) * len(batch)
                     correct += int((logits.detach().argmax(1) == yb).sum())
                     if bar:
                         bar.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / ((i * config.batch_size) + len(batch)):.3f}")
+            if world > 1:  # the epoch's loss and accuracy over all ranks' shares
+                totals = torch.tensor([loss_sum, float(correct)], dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(totals)
+                loss_sum, correct = float(totals[0]), int(totals[1])
             test_acc = accuracy(model, *eval_xy) if eval_xy is not None else None
             stats = EpochStats(epoch + 1, loss_sum / n, correct / n, test_acc, time.perf_counter() - t0, lr)
             history.append(stats)
             log.info("epoch %d/%d: loss %.4f, train acc %.4f%s, %.1f s", stats.epoch, config.epochs, stats.loss,
                      stats.train_accuracy, "" if test_acc is None else f", test acc {test_acc:.4f}", stats.seconds)
-            if checkpoint is not None:
+            if checkpoint is not None and rank == 0:
                 save_checkpoint(checkpoint, model, optimizer, epoch + 1, config, history)
+            if checkpoint is not None and world > 1:
+                torch.distributed.barrier()  # the checkpoint is complete before any rank goes on
             if on_epoch is not None and on_epoch(stats) is True:
                 log.info("stopping after epoch %d at the callback's request", stats.epoch)
                 break
@@ -309,6 +332,14 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
             bar.stop()
         model.eval()
     return history
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of this process in a torch.distributed process group; (0, 1) outside one."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _progress(enabled: bool):

@@ -78,10 +78,7 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     """
     import torch
 
-    from advx import data as advx_data
-    from advx import zoo
-    from advx.defenses.training import OverfitGuard
-    from advx.training import DEFENSES, TrainConfig, accuracy, train
+    from advx.training import DEFENSES
 
     if defense not in DEFENSES:
         raise click.BadParameter(f"choose one of {', '.join(sorted(DEFENSES))}", param_hint="--defense")
@@ -92,6 +89,47 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     if out.suffix != ".safetensors":
         raise click.BadParameter("must end in .safetensors", param_hint="--out")
     torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
+    rank, created = _join_process_group(device)
+    if created and device.startswith("cuda"):
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    try:
+        _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, schedule, augment, weight_decay,
+             n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, device,
+             progress and rank == 0, rank, options, defense_flags)
+    finally:
+        if created:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _join_process_group(device: str) -> tuple[int, bool]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (gloo on CPU, NCCL on CUDA); (rank, joined)."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return 0, False
+    if dist.is_initialized():
+        return dist.get_rank(), False
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), True
+
+
+def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, schedule, augment, weight_decay,
+         n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, device, progress, rank,
+         options, defense_flags) -> None:
+    import torch
+
+    from advx import data as advx_data
+    from advx import zoo
+    from advx.defenses.training import OverfitGuard
+    from advx.training import TrainConfig, accuracy, train
+
+    echo = click.echo if rank == 0 else (lambda *a, **k: None)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                          schedule=schedule, augment=augment, seed=seed, defense=defense, defense_options=options)
     forced = None if source == "auto" else source
@@ -104,7 +142,7 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
         held, kept = order[:256], order[256:].sort().values
         guard_xy = (train_data.x[held], train_data.y[held])
         train_data = dataclasses.replace(train_data, x=train_data.x[kept], y=train_data.y[kept])
-    click.echo(f"data: {train_data.source} ({len(train_data)} train, {len(test_data)} test)")
+    echo(f"data: {train_data.source} ({len(train_data)} train, {len(test_data)} test)")
 
     def build():
         return zoo.build(arch, in_channels=train_data.x.shape[1], num_classes=len(train_data.classes),
@@ -119,8 +157,8 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
         stop = guard_cb(stats) if guard_cb is not None else False
         test = "" if stats.test_accuracy is None else f", test accuracy {stats.test_accuracy:.4f}"
         rob = stats.extra.get("guard_robust_accuracy")
-        click.echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, train accuracy {stats.train_accuracy:.4f}{test}"
-                   + ("" if rob is None else f", PGD-5 accuracy on the guard batch {rob:.4f}"))
+        echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, train accuracy {stats.train_accuracy:.4f}{test}"
+             + ("" if rob is None else f", PGD-5 accuracy on the guard batch {rob:.4f}"))
         return stop
 
     t0 = time.perf_counter()
@@ -163,11 +201,13 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
                      "test_accuracy": None if h.test_accuracy is None else round(h.test_accuracy, 4)}
                     for h in history],
         "git_rev": zoo.git_revision(), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-        "device": str(device), "command": cmd,
+        "device": str(device), "processes": _world_size(), "command": cmd,
     }
+    if rank != 0:
+        return
     zoo.save_model(model.cpu(), out, arch, meta)
-    click.echo(f"clean test accuracy: {clean:.4f} on {len(test_data)} {data_name} test images")
-    click.echo(f"wrote {out} and {zoo.sidecar_path(out)} (checkpoint: {checkpoint}); {seconds:.0f} s")
+    echo(f"clean test accuracy: {clean:.4f} on {len(test_data)} {data_name} test images")
+    echo(f"wrote {out} and {zoo.sidecar_path(out)} (checkpoint: {checkpoint}); {seconds:.0f} s")
 
 
 def _defense_options(defense: str, eps: float | None, steps: int, beta: float, sigma: float,
@@ -193,3 +233,9 @@ def _defense_options(defense: str, eps: float | None, steps: int, beta: float, s
         raise click.BadParameter("'temperature' is the teacher half of distillation; use --defense distill",
                                  param_hint="--defense")
     return {}, ""
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from advx.data import LabeledData
-from advx.training import EpochStats, TrainConfig, register_defense, train
+from advx.training import EpochStats, TrainConfig, _world, register_defense, train
 
 __all__ = ["TemperatureTraining", "DistillationTraining", "distill"]
 
@@ -105,9 +105,13 @@ def distill(build: Callable[[], nn.Module], data: LabeledData | tuple[Tensor, Te
     device = next((p.device for p in teacher.parameters()), torch.device("cpu"))
     with torch.no_grad():
         num_classes = int(teacher(x[:1].to(device)).shape[1])
-    save_model(teacher, teacher_path, _arch_of(teacher),
-               {"in_channels": int(x.shape[1]), "size": int(x.shape[-1]), "num_classes": num_classes,
-                "defense": "temperature", "temperature": temperature, "epochs": config.epochs, "seed": config.seed})
+    rank, world = _world()
+    if rank == 0:
+        save_model(teacher, teacher_path, _arch_of(teacher),
+                   {"in_channels": int(x.shape[1]), "size": int(x.shape[-1]), "num_classes": num_classes,
+                    "defense": "temperature", "temperature": temperature, "epochs": config.epochs, "seed": config.seed})
+    if world > 1:
+        torch.distributed.barrier()  # the teacher file exists before any rank loads it
     student_cfg = replace(config, defense="distill",
                           defense_options={"teacher": str(teacher_path), "temperature": temperature})
     student = build()

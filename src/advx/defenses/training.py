@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from advx.model import input_gradient
 from advx.threat import Linf, Threat, parse_threat
@@ -60,6 +61,11 @@ def _threat(threat: Threat | str | None, eps: float | None) -> Threat:
     return Linf(eps)
 
 
+def _local(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` wrapper (the model itself otherwise)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     was = model.training
@@ -72,7 +78,12 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 def inner_maximize(model: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor], threat: Threat, steps: int,
                    rel_step_size: float, start: Tensor) -> Tensor:
-    """``steps`` projected steepest-ascent steps on ``loss_fn(model(x'))`` from ``start`` (model in eval mode)."""
+    """``steps`` projected steepest-ascent steps on ``loss_fn(model(x'))`` from ``start`` (model in eval mode).
+
+    A ``DistributedDataParallel`` model is attacked through its local module: input
+    gradients need no gradient synchronisation (and must not start one).
+    """
+    model = _local(model)
     alpha = (rel_step_size * threat.radius(x)).reshape(-1, *([1] * (x.dim() - 1)))
     x_adv = start.detach()
     with _eval_mode(model):
@@ -146,8 +157,9 @@ class TRADES(_Warmup):
         self.rel_step_size = 2.5 / steps if rel_step_size is None else float(rel_step_size)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        with torch.no_grad(), _eval_mode(model):
-            p_clean = F.softmax(model(x), dim=1)
+        local = _local(model)
+        with torch.no_grad(), _eval_mode(local):
+            p_clean = F.softmax(local(x), dim=1)
         threat = self.current
         noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
         start = threat.project(x + 0.001 * noise, x)
@@ -156,8 +168,7 @@ class TRADES(_Warmup):
             return F.kl_div(F.log_softmax(z, dim=1), p_clean, reduction="none").sum(1)
 
         x_adv = inner_maximize(model, x, kl, threat, self.steps, self.rel_step_size, start)
-        logits = model(x)
-        logits_adv = model(x_adv)
+        logits, logits_adv = model(torch.cat([x, x_adv])).split(len(x))  # one forward (one DDP reduction)
         robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean")
         return F.cross_entropy(logits, y) + self.beta * robust, logits_adv
 

