@@ -5,8 +5,9 @@ Sequences to Evade Deep Learning Classifiers", IEEE S&P Workshops 2018
 (https://arxiv.org/abs/1801.04354).
 
 1. Score every word by how much the classifier's confidence in the true class
-   drops without it -- the paper's *replace-one* score (here: the word deleted),
-   or its *temporal head*, *temporal tail* or *combined* scores computed on
+   drops when it is replaced by an unknown word -- the paper's *replace-one*
+   score (``unk``, default "[UNK]" as in TextAttack; "" deletes the word) --
+   or by its *temporal head*, *temporal tail* or *combined* scores computed on
    prefixes and suffixes of the text.
 2. Visit words from the highest score down; transform each with the paper's
    character edits: swap two adjacent letters, substitute a letter, delete a
@@ -66,6 +67,7 @@ class DeepWordBug(TextAttack):
 
     Args:
         score: "replace-one" (default), "head", "tail" or "combined" (head + ``lam`` * tail).
+        unk: the unknown word of the replace-one score ("" deletes the word).
         edits: which character edits to try among swap, substitute, delete, insert.
         tries: random edits of each kind tried per word (queries per word = tries * len(edits)).
         insert_space: insertions may insert a space (splitting the word in two).
@@ -75,7 +77,7 @@ class DeepWordBug(TextAttack):
     name = "deepwordbug"
 
     def __init__(self, score: str = "replace-one", edits=EDITS, tries: int = 1, insert_space: bool = True,
-                 lam: float = 1.0, constraints: Constraint | None = None, query_budget: int | None = None,
+                 lam: float = 1.0, unk: str = "[UNK]", constraints: Constraint | None = None, query_budget: int | None = None,
                  seed: int = 0):
         if constraints is None:
             constraints = MaxCharsChanged(30) & StopwordsKept()
@@ -88,13 +90,13 @@ class DeepWordBug(TextAttack):
         if int(tries) < 1:
             raise ValueError(f"tries must be >= 1, got {tries}")
         self.score, self.edits, self.tries = score, tuple(edits), int(tries)
-        self.insert_space, self.lam = bool(insert_space), float(lam)
+        self.insert_space, self.lam, self.unk = bool(insert_space), float(lam), str(unk)
 
     def importance(self, state: AttackState, order: list[int]) -> torch.Tensor:
         """Score of each word in ``order``: how much it supports the label (or works against the target)."""
         text = state.current
         if self.score == "replace-one":
-            probs = state.predict([text.replace(i, "") for i in order], probe=True)
+            probs = state.predict([text.replace(i, self.unk) for i in order], probe=True)
             return state.objective(probs) - state.objective(state.clean_probs[None])[0]
         n, score = len(text), torch.zeros(len(order))
         empty = Words("")

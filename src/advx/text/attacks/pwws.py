@@ -12,8 +12,8 @@ For each word w_i of x:
 
 Then substitute w_i -> w_i* in decreasing order of H, one after the other,
 until the text is misclassified. (Targeted: P(y|.) becomes 1 - P(target|.).)
-Here the "unknown word" is the empty string (the word deleted) unless ``unk``
-says otherwise; synonyms come from :mod:`advx.text.wordnet`.
+Here the "unknown word" is "[UNK]" (as in TextAttack; ``unk=""`` deletes the
+word instead); synonyms come from :mod:`advx.text.wordnet`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class PWWS(TextAttack):
     """Greedy WordNet synonym substitution ordered by probability-weighted saliency (Ren et al. 2019).
 
     Args:
-        unk: what replaces a word when measuring its saliency ("" deletes it).
+        unk: what replaces a word when measuring its saliency (default "[UNK]"; "" deletes it).
         max_synonyms: synonyms tried per word (None: all of WordNet's).
         synonyms: a function word -> list of substitutes (default: WordNet).
         constraints: default ``StopwordsKept()``, as TextAttack's PWWS recipe.
@@ -39,7 +39,7 @@ class PWWS(TextAttack):
 
     name = "pwws"
 
-    def __init__(self, unk: str = "", max_synonyms: int | None = None, synonyms=None,
+    def __init__(self, unk: str = "[UNK]", max_synonyms: int | None = None, synonyms=None,
                  constraints: Constraint | None = None, query_budget: int | None = None, seed: int = 0):
         super().__init__(StopwordsKept() if constraints is None else constraints, query_budget, seed)
         if max_synonyms is not None and int(max_synonyms) < 1:
