@@ -32,6 +32,7 @@ bench: setup
 	$(PIP) install -q --no-deps torchattacks foolbox adversarial-robustness-toolbox
 	$(PY) benchmarks/attack_speed.py
 	$(PY) benchmarks/blackbox.py --n 30 --queries 1000
+	$(PY) benchmarks/evaluate_cost.py
 
 bench-audio: setup
 	$(PY) benchmarks/audio.py --n 50 --parts sweep,cw
