@@ -14,9 +14,10 @@ same test points:
 Rows: the committed standard ``fmnist-cnn``, the committed adversarially trained
 ``fmnist-cnn-at`` (FGSM-RS, eps 0.1), a distilled ``lenet`` (T = 100, trained and
 cached by ``benchmarks/distillation.py``'s recipe), and ``fmnist-cnn`` behind
-bit-depth reduction, a 2x2 median filter, JPEG and Gaussian noise. Then two
-smaller tables: the feature-squeezing detector (Xu et al. 2018, on MNIST with
-their squeezers) against FGSM, PGD, C&W and an attack that also evades it; and
+bit-depth reduction, a 2x2 median filter, JPEG and Gaussian noise. Then
+smaller tables: the feature-squeezing detector (Xu et al. 2018; on MNIST with
+their squeezers, and on Fashion-MNIST) against FGSM, PGD, C&W and an attack
+that also evades it (Linf and L2); and
 randomized smoothing (Cohen et al. 2019): certified accuracy versus L2 radius of
 a noise-trained ``lenet`` (trained and cached here).
 
@@ -109,28 +110,31 @@ def attack_table(args) -> None:
         print(f"<!-- {name}: {time.perf_counter() - t0:.0f} s -->", file=sys.stderr)
 
 
-def detection_table(args) -> None:
-    data = load("mnist", "test", n=args.n + 300, seed=0)
-    model = load_model("mnist-cnn")
+def detection_table(args, data_name: str, model_name: str, bits: int, eps: float, l2_eps: float) -> None:
+    data = load(data_name, "test", n=args.n + 300, seed=0)
+    model = load_model(model_name)
     clean, x, y = data.x[:300], data.x[300:], data.y[300:]
-    detector = FeatureSqueezingDetector(model, [BitDepth(1), MedianFilter(2)])
+    detector = FeatureSqueezingDetector(model, [BitDepth(bits), MedianFilter(2)])
     threshold = detector.fit(clean, fpr=0.05)
     clean_scores = detector.score(clean)
-    print(f"\n### Feature-squeezing detector on MNIST (`mnist-cnn`; bit depth 1 + median 2x2; threshold {threshold:.3f} "
-          f"flags 5% of 300 clean images); {args.n} attacked points\n")
+    print(f"\n### Feature-squeezing detector, {data_name} (`{model_name}`; bit depth {bits} + median 2x2; threshold "
+          f"{threshold:.3f} flags 5% of 300 clean images); {args.n} attacked points\n")
     print("| attack | fools the model | ROC AUC | detected at 5% FPR | fools the model undetected |")
     print("|---|---|---|---|---|")
-    attacks = {"FGSM, Linf 0.3": FGSM(Linf(0.3)), "PGD-40, Linf 0.3": PGD(Linf(0.3), steps=40),
+    attacks = {f"FGSM, Linf {eps:g}": FGSM(Linf(eps)), f"PGD-40, Linf {eps:g}": PGD(Linf(eps), steps=40),
                "C&W L2 (unbounded)": CarliniWagnerL2(L2(100.0), steps=100, binary_search_steps=5)}
     results = {name: attack(model, x, y).x_adv for name, attack in attacks.items()}
-    results["adaptive (C&W 2017 K+1 logits, BPDA), Linf 0.3"] = evade_detector(detector, x, y, Linf(0.3), steps=100)
+    for threat in (Linf(eps), L2(l2_eps)):
+        name = f"adaptive (K+1 logits, BPDA), {type(threat).__name__} {threat.eps:g}"
+        results[name] = evade_detector(detector, x, y, threat, steps=100)
     for name, x_adv in results.items():
         with torch.no_grad():
             fooled = model(x_adv).argmax(1) != y
         detected = detector.detect(x_adv)
         auc = roc_auc(clean_scores, detector.score(x_adv[fooled])) if bool(fooled.any()) else float("nan")
         rate = float(detected[fooled].float().mean()) if bool(fooled.any()) else float("nan")
-        print(f"| {name} | {fooled.float().mean():.1%} | {auc:.3f} | {rate:.1%} | {(fooled & ~detected).float().mean():.1%} |")
+        print(f"| {name} | {fooled.float().mean():.1%} | {auc:.3f} | {rate:.1%} | {(fooled & ~detected).float().mean():.1%} |",
+              flush=True)
 
 
 def smoothing_table(args) -> None:
@@ -145,7 +149,7 @@ def smoothing_table(args) -> None:
         train(model, load("fashion-mnist", "train", n=20000, seed=0), config)
         save_model(model, path, "lenet", {"defense": "noise", "sigma": 0.25, "train_samples": 20000, "epochs": 4})
     test = load("fashion-mnist", "test", n=args.n_certify, seed=0)
-    radii = [0.0, 0.25, 0.5, 0.75, 1.0]
+    radii = [0.0, 0.25, 0.5, 0.75]
     cert = certify(model, test.x, 0.25, n0=100, n=args.n_samples, alpha=0.001,
                    generator=torch.Generator().manual_seed(0))
     curve = certified_accuracy(cert, test.y, radii)
@@ -176,7 +180,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200, help="test points attacked")
     p.add_argument("--eps", type=float, default=0.1)
     p.add_argument("--n-certify", type=int, default=200, help="test points certified")
-    p.add_argument("--n-samples", type=int, default=1000, help="noise samples per certified point")
+    p.add_argument("--n-samples", type=int, default=10000, help="noise samples per certified point")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", default="runs/bench-defenses")
     p.add_argument("--skip", default="", help="comma-separated: attacks, detection, smoothing")
@@ -187,7 +191,8 @@ def main() -> None:
     if "attacks" not in skip:
         attack_table(args)
     if "detection" not in skip:
-        detection_table(args)
+        detection_table(args, "mnist", "mnist-cnn", bits=1, eps=0.3, l2_eps=5.0)  # Xu et al.'s MNIST squeezers
+        detection_table(args, "fashion-mnist", "fmnist-cnn", bits=3, eps=0.1, l2_eps=2.0)
     if "smoothing" not in skip:
         smoothing_table(args)
 

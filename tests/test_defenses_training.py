@@ -75,7 +75,8 @@ def test_objectives_attack_inside_the_threat_and_raise_the_loss(mnist, objective
     assert model.training  # the mode is given back after the inner maximisation in eval mode
     threat = objective.threat
     for seen in model.seen:
-        assert (threat.distance(seen, x) <= threat.eps + 1e-5).all() and seen.min() >= 0 and seen.max() <= 1
+        for part in seen.split(len(x)):  # TRADES feeds [x, x'] as one batch
+            assert (threat.distance(part, x) <= threat.eps + 1e-5).all() and part.min() >= 0 and part.max() <= 1
     with torch.no_grad():
         clean = F.cross_entropy(model.model(x), y)
     assert F.cross_entropy(logits, y) > clean + 0.1  # the returned logits are of the adversarial batch
