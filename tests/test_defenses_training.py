@@ -170,3 +170,14 @@ def test_cli_adversarial_training_records_the_defense_and_resumes(tmp_path, monk
     assert all(torch.equal(first[k], v) for k, v in load_model(out).state_dict().items())
     assert main(["train", "--out", str(tmp_path / "x.safetensors"), "--defense", "pgd"]) == 2  # no --eps
     assert main(["train", "--out", str(tmp_path / "x.safetensors"), "--warmup", "0.5"]) == 2  # not adversarial
+
+
+def test_cli_knows_the_defenses_in_a_fresh_process(tmp_path):
+    """Nothing but the CLI imported: --defense pgd is known (it only lacks --eps)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from advx.cli import main; "
+            f"sys.exit(main(['train', '--out', {str(tmp_path / 'x.safetensors')!r}, '--defense', 'pgd']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "needs --eps" in done.stdout + done.stderr, done.stdout + done.stderr

@@ -14,12 +14,6 @@ import click
 log = logging.getLogger("advx.train")
 
 
-def _defenses() -> list[str]:
-    from advx.training import DEFENSES
-
-    return sorted(DEFENSES)
-
-
 @click.command(context_settings={"show_default": True})
 @click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn"]), help="Architecture.")
 @click.option("--data", "data_name", default="fashion-mnist", type=click.Choice(["fashion-mnist", "mnist"]),
@@ -78,6 +72,7 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     """
     import torch
 
+    import advx.defenses  # noqa: F401 -- registers the adversarial-training objectives
     from advx.training import DEFENSES
 
     if defense not in DEFENSES:
