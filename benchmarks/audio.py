@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from advx.attacks.pgd import PGD
-from advx.audio import EOT, CarliniWagnerDB, Decibels, db_x, load_digits, load_model, success_under
+from advx.audio import EOT, CarliniWagnerDB, Decibels, db_x, load_digits, load_model, playback, success_under
 
 
 def _targets(y: torch.Tensor, seed: int) -> torch.Tensor:
@@ -92,7 +92,7 @@ def _eot(model, x, y, t, args) -> list[dict]:
     rows = []
     for k in (0, args.eot):
         t0 = time.time()
-        victim = EOT(model, samples=k, seed=1) if k else model
+        victim = EOT(model, k, transform=playback(), seed=1) if k else model
         r = PGD(Decibels(args.eot_db), steps=args.steps, loss="margin", early_stop=not k)(victim, x, y, t)
         with torch.no_grad():
             plain = model(r.x_adv).argmax(1) == t

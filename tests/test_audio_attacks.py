@@ -137,7 +137,7 @@ def test_transforms_pass_gradients():
 
 def test_eot_averages_over_transforms(linear_model):
     x = torch.randn(5, 20)
-    eot = EOT(linear_model, RandomGain((-6.0, 6.0)), samples=4, seed=3)
+    eot = EOT(linear_model, 4, transform=RandomGain((-6.0, 6.0)), seed=3)
     g = torch.Generator().manual_seed(3)
     draws = RandomGain((-6.0, 6.0))(x.repeat(4, 1), g).reshape(4, 5, 20)
     expected = torch.stack([linear_model(d) for d in draws]).mean(0)
@@ -146,5 +146,5 @@ def test_eot_averages_over_transforms(linear_model):
     y = linear_model(x).argmax(1)
     identity = RandomGain((0.0, 0.0))
     assert torch.equal(success_under(linear_model, x, y, transform=identity, draws=3), torch.zeros(5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="samples"):
-        EOT(linear_model, samples=0)
+    with pytest.raises(ValueError, match="n must be"):
+        EOT(linear_model, 0)

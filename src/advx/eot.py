@@ -1,13 +1,18 @@
-"""Physical-world attacks: Expectation over Transformation and the adversarial patch.
+"""Expectation over Transformation (the one EOT wrapper), image transforms, the adversarial patch.
 
 * EOT -- Athalye, Engstrom, Ilyas & Kwok, "Synthesizing Robust Adversarial
   Examples", ICML 2018 (https://arxiv.org/abs/1707.07397): optimise the
   expected loss over a distribution of transformations t(x). :class:`EOT`
-  wraps a model so that any attack does so: its forward averages the logits of
-  ``samples`` random transforms of the input, and the gradient of that average
-  is the average gradient over the transforms (the Monte-Carlo EOT gradient).
-  It also serves randomised defenses (average gradients over their randomness).
-* Differentiable transforms written on torch, each drawing per-sample
+  wraps a model so that any attack does so: its forward averages the logits
+  (or probabilities) of ``n`` random draws of the input, run as one batch, and
+  the gradient of that average is the average gradient over the draws (the
+  Monte-Carlo EOT gradient). With no transform it averages a randomised model
+  over its own randomness, as Athalye, Carlini & Wagner, "Obfuscated Gradients
+  Give a False Sense of Security", ICML 2018 (https://arxiv.org/abs/1802.00420),
+  section 4.3, do against randomised defenses. It serves images (the transforms
+  below), audio (``advx.audio`` playback transforms), randomised defenses
+  (``advx.defenses``) and ``advx evaluate --eot``; those packages re-export it.
+* Differentiable image transforms written on torch, each drawing per-sample
   parameters from a generator: :class:`RandomAffine` (rotation, scale,
   translation), :class:`BrightnessContrast`, :class:`GaussianNoise`,
   :class:`Compose`.
@@ -17,19 +22,19 @@
   a target class; :meth:`AdversarialPatch.evaluate` reports its target-class
   rate on held-out images and placements against a random patch.
 
-Inputs are (N, C, H, W) images inside ``bounds``; transforms clip back into them.
+Image inputs are (N, C, H, W) inside ``bounds``; the transforms clip back into them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advx.model import attack_mode
+from advx.model import ModelFn, attack_mode
 
 __all__ = ["RandomAffine", "BrightnessContrast", "GaussianNoise", "Compose", "EOT", "AdversarialPatch"]
 
@@ -120,33 +125,71 @@ class Compose(_Transform):
 
 
 class EOT(nn.Module):
-    """A model seen through ``samples`` random transforms: logits averaged over them.
+    """``model`` averaged over ``n`` random draws per input: E_t[model(t(x))], or E[model(x)] for a random model.
 
-    Attacks on ``EOT(model, transform, samples)`` follow the EOT gradient
-    (Athalye et al. 2018). The wrapper draws from its own generator (``seed``);
-    each call advances it, :meth:`reset` restarts the sequence. With
-    ``transform=None`` it averages a randomised model over ``samples`` calls.
+    The one EOT wrapper of advx (also ``advx.evaluation.EOT``, ``advx.defenses.EOT``
+    and ``advx.audio.EOT``). Each call repeats the batch ``n`` times (draw ``k`` of
+    row ``i`` is row ``k * N + i``), applies ``transform`` to all ``n * N`` rows at
+    once, runs the model in chunks of at most ``max_batch`` rows (whole draws per
+    chunk) and averages over the draws. An attack differentiating through the
+    wrapper gets the mean of the draws' gradients: the Monte-Carlo EOT gradient.
+    One call costs ``n`` forward passes of ``model`` per input (``queries`` in an
+    ``AttackResult`` counts calls of the wrapper).
+
+    Args:
+        model: a module or any callable returning logits (random itself, or not).
+        n: draws averaged per call (>= 1).
+        transform: random ``transform(x, generator) -> x'`` (images: :class:`RandomAffine`
+            and friends; audio: :func:`advx.audio.transforms.playback`); ``None`` averages
+            the model's own randomness (a randomised defense).
+        average: ``"logits"`` (mean logits) or ``"probs"`` (log of the mean softmax: the
+            log-probability of each class under the random draws).
+        max_batch: the most rows per forward call of ``model``.
+        seed: seeds the generator ``transform`` draws from; each call advances it and
+            :meth:`reseed` restarts it. A model's own randomness is its own business.
     """
 
-    def __init__(self, model: nn.Module, transform=None, samples: int = 8, seed: int = 0):
+    def __init__(self, model: ModelFn, n: int = 16, *, transform: Callable | None = None, average: str = "logits",
+                 max_batch: int = 4096, seed: int = 0):
         super().__init__()
-        if int(samples) < 1:
-            raise ValueError(f"samples must be >= 1, got {samples!r}")
-        self.model, self.transform, self.samples, self.seed = model, transform, int(samples), int(seed)
-        self.training = bool(getattr(model, "training", False))
+        if not callable(model):
+            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an int >= 1 (draws averaged per call), got {n!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be None or a callable (x, generator) -> x', got {type(transform).__name__}")
+        if average not in ("logits", "probs"):
+            raise ValueError(f"average must be 'logits' or 'probs', got {average!r}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ValueError(f"max_batch must be an int >= 1, got {max_batch!r}")
+        self.model, self.n, self.transform = model, n, transform
+        self.average, self.max_batch, self.seed = average, max_batch, int(seed)
         self._generator: torch.Generator | None = None
+        self.train(model.training if isinstance(model, nn.Module) else False)  # take the model's mode
 
-    def reset(self) -> None:
+    def reseed(self, seed: int | None = None) -> EOT:
+        """Restart the transforms' random sequence (from ``seed``, which becomes the wrapper's seed, if given)."""
+        if seed is not None:
+            self.seed = int(seed)
         self._generator = None
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._generator is None or self._generator.device != x.device:
-            self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        out = 0
-        for _ in range(self.samples):
-            z = x if self.transform is None else self.transform(x, self._generator)
-            out = out + self.model(z)
-        return out / self.samples
+        m = x.shape[0]
+        rows = x.unsqueeze(0).expand(self.n, *x.shape).reshape(self.n * m, *x.shape[1:])
+        if self.transform is not None:
+            if self._generator is None or self._generator.device != x.device:
+                self._generator = torch.Generator(device=x.device).manual_seed(self.seed)
+            rows = self.transform(rows, self._generator)
+        step = max(m, (self.max_batch // max(m, 1)) * m)  # whole draws per chunk
+        out = torch.cat([self.model(rows[i:i + step]) for i in range(0, len(rows), step)])
+        out = out.reshape(self.n, m, *out.shape[1:])
+        if self.average == "logits":
+            return out.mean(0)
+        return torch.logsumexp(torch.log_softmax(out, dim=-1), dim=0) - math.log(self.n)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, average={self.average!r}, max_batch={self.max_batch}, seed={self.seed}"
 
 
 class AdversarialPatch:

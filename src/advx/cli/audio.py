@@ -96,6 +96,7 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
     from advx.audio.models import load_model  # noqa: PLC0415
     from advx.audio.report import audio_tag, example_figure, write_report  # noqa: PLC0415
     from advx.audio.threat import Decibels, db_x  # noqa: PLC0415
+    from advx.audio.transforms import playback  # noqa: PLC0415
     from advx.audio.wav import write_wav  # noqa: PLC0415
     from advx.threat import parse_threat  # noqa: PLC0415
 
@@ -117,7 +118,7 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
     click.echo(f"model {model_name}: clean accuracy {float(keep.double().mean()):.3f}; attacking the "
                f"{int(keep.sum())} clips it gets right with {attack_name}, threat {threat!r}"
                + (f", EOT over {eot} playbacks" if eot else ""))
-    victim = EOT(model, samples=eot, seed=seed) if eot else model
+    victim = EOT(model, eot, transform=playback(), seed=seed) if eot else model
     att = _build_attack(attack_name, threat, steps, restarts, queries, seed, eot)
     modes = ["untargeted", "targeted"] if mode == "both" else [mode]
     out.mkdir(parents=True, exist_ok=True)

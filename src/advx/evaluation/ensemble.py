@@ -357,8 +357,8 @@ def evaluate(
         params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
         device = params[0].device if params else x_all.device
     device = torch.device(device)
-    if eot is not None:
-        EOT(model, eot)  # validate early
+    if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
+        raise ValueError(f"eot must be a whole number of forward passes >= 1, got {eot!r}")
 
     config = {
         "schema": "advx.evaluation/1",
