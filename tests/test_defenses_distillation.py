@@ -14,6 +14,7 @@ from advx.attacks import PGD
 from advx.cli import main
 from advx.data import load
 from advx.defenses.distillation import DistillationTraining, TemperatureTraining
+from advx.evaluation import evaluate
 from advx.model import input_gradient
 from advx.threat import Linf
 from advx.training import TrainConfig, accuracy, train
@@ -58,6 +59,18 @@ def test_the_masking_stops_cross_entropy_pgd_but_not_the_margin_loss(models):
     ce = PGD(Linf(0.1), steps=20, loss="ce")(student, test.x, test.y).robust_accuracy()
     margin = PGD(Linf(0.1), steps=20, loss="margin")(student, test.x, test.y).robust_accuracy()
     assert margin < ce - 0.1
+
+
+def test_the_evaluator_flags_the_distilled_model_and_not_the_standard_one(models):
+    standard, _, student, test = models
+    x, y = test.x[:64], test.y[:64]
+    checks = {}
+    for name, model in (("standard", standard), ("student", student)):
+        report = evaluate(model, (x, y), "linf:0.1", attacks="apgd-ce:5", checks=["gradients"], progress=False)
+        checks[name] = report.check("gradients")
+    assert not checks["standard"].fired
+    assert checks["student"].fired and "cross-entropy" in checks["student"].message
+    assert checks["student"].evidence["ce_zero"] > 0.1 * checks["student"].evidence["points"]
 
 
 def test_soft_label_loss_is_the_cross_entropy_against_the_teachers_softmax_at_t():

@@ -113,12 +113,17 @@ def test_checks_can_be_chosen_and_unknown_names_are_refused(data, base):
         _run(base, data, "linf:0.05", "apgd-ce:5", checks=["gradient"])
 
 
-def test_gradient_check_ignores_healthy_gradients_of_a_confident_model(data, base):
-    # logits scaled up 1000x: cross-entropy saturates, the margin gradient does not
+def test_saturated_cross_entropy_trips_gradients_though_the_margin_gradient_is_healthy(data, base):
+    # logits scaled up 1000x (what defensive distillation does): the cross-entropy gradient
+    # underflows to exactly zero, the margin gradient does not
     class Confident(torch.nn.Module):
         def forward(self, x):
             return 1000 * base(x)
 
     report = _run(Confident().eval(), data, "linf:0.05", "apgd-ce:5", checks=["gradients"])
-    assert not report.check("gradients").fired
-    assert report.check("gradients").evidence["zero"] == 0
+    check = report.check("gradients")
+    assert check.fired and "cross-entropy" in check.message
+    assert check.evidence["zero"] == check.evidence["tiny"] == 0  # margin gradients usable everywhere
+    assert check.evidence["ce_zero"] >= 0.5 * check.evidence["points"]
+    plain = _run(base, data, "linf:0.05", "apgd-ce:5", checks=["gradients"]).check("gradients")
+    assert not plain.fired and plain.evidence["ce_zero"] == 0  # the same model at scale 1 is silent

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
     "transfer": "transfer",
+    "certify": "certify",
     "text": "text",
     "audio": "audio",
 }

@@ -8,7 +8,11 @@ check gathers evidence batch by batch (so it checkpoints and shards like the
 rest of the run), and turns the merged evidence into a :class:`Check`:
 
 * ``gradients``     -- input gradients zero, NaN, or too small to move the loss
-  across the ball (dual norm x eps < 1e-3 x |margin|) on many points.
+  across the ball (dual norm x eps < 1e-3 x |margin|) on many points; or the
+  cross-entropy gradient alone is exactly zero while the margin gradient is not
+  (saturated softmax, as after defensive distillation: Papernot et al. 2016,
+  broken by Carlini & Wagner 2016, https://arxiv.org/abs/1607.04311), which
+  masks every cross-entropy attack (FGSM, PGD-CE, APGD-CE) but not margin/DLR ones.
 * ``randomness``    -- the same input gives different logits: suggests EOT.
 * ``probabilities`` -- the outputs are non-negative rows summing to 1
   (softmax applied inside the model saturates the gradients of losses on them).
@@ -31,7 +35,7 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack
-from advx.attacks.losses import margin
+from advx.attacks.losses import ce, margin
 from advx.model import ModelFn, input_gradient
 from advx.threat import L0, L1, L2, Linf, Threat
 
@@ -87,8 +91,13 @@ def _linear_gain(threat: Threat, grad: Tensor) -> Tensor:
 
 def gradient_evidence(model: ModelFn, x: Tensor, y: Tensor, threat: Threat,
                       generator: torch.Generator) -> dict[str, Any]:
-    """Margin-loss input gradients at x and at a random point of the ball: counts of masked ones."""
-    zero = nan = tiny = points = 0
+    """Input gradients at x and at a random point of the ball: counts of masked ones.
+
+    ``zero``/``nan``/``tiny`` count points whose margin-loss gradient is unusable;
+    ``ce_zero`` counts points whose cross-entropy gradient is exactly zero although the
+    margin gradient is usable there (the softmax saturates: a CE attack cannot move).
+    """
+    zero = nan = tiny = ce_zero = points = 0
     smallest = math.inf
     for point in (x, threat.random_start(x, generator)):
         loss, grad, _ = input_gradient(model, point, lambda z: margin(z, y))
@@ -100,11 +109,13 @@ def gradient_evidence(model: ModelFn, x: Tensor, y: Tensor, threat: Threat,
         ok = ~bad & ~is_zero
         if bool(ok.any()):
             smallest = min(smallest, float((gain[ok] / loss[ok].abs().clamp_min(1e-30)).min()))
+        _, ce_grad, _ = input_gradient(model, point, lambda z: ce(z, y))
+        ce_zero += int(((ce_grad.reshape(len(x), -1) == 0).all(1) & ok & ~is_tiny).sum())
         zero += int(is_zero.sum())
         nan += int(bad.sum())
         tiny += int(is_tiny.sum())
         points += len(x)
-    return {"points": points, "zero": zero, "nan": nan, "tiny": tiny,
+    return {"points": points, "zero": zero, "nan": nan, "tiny": tiny, "ce_zero": ce_zero,
             "min_gain_ratio": None if smallest == math.inf else smallest}
 
 
@@ -162,7 +173,9 @@ def _gradients(ev: dict | None) -> Check:
         return Check("gradients", "skipped", "no gradient probe ran")
     bad = ev["zero"] + ev["nan"] + ev["tiny"]
     frac = bad / ev["points"]
-    evidence = {**ev, "masked_fraction": frac}
+    ce_zero = ev.get("ce_zero", 0)
+    ce_frac = ce_zero / ev["points"]
+    evidence = {**ev, "masked_fraction": frac, "ce_masked_fraction": ce_frac}
     if frac >= GRADIENT_FRACTION:
         return Check("gradients", "warning",
                      f"input gradients are zero on {ev['zero']}, NaN on {ev['nan']} and tiny on {ev['tiny']} of "
@@ -170,6 +183,14 @@ def _gradients(ev: dict | None) -> Check:
                      "gradient attacks under-report vulnerability",
                      evidence, "use BPDA for non-differentiable layers (Athalye et al. 2018), attack the logits "
                      "rather than probabilities, and trust the black-box attacks' numbers more")
+    if ce_frac >= GRADIENT_FRACTION:
+        return Check("gradients", "warning",
+                     f"the cross-entropy input gradient is exactly zero on {ce_zero} of {ev['points']} probed points "
+                     f"({_pct(ce_frac)}) where the margin-loss gradient is not: the softmax saturates (very large "
+                     "logits, as after defensive distillation), so cross-entropy attacks (FGSM, PGD-CE, APGD-CE) "
+                     "under-report vulnerability; margin and DLR attacks (APGD-T, FAB-T, C&W) are not affected",
+                     evidence, "judge robustness by the margin/DLR attacks (the standard ensemble includes them); "
+                     "for PGD use loss='margin' or 'dlr' (Carlini & Wagner 2016)")
     return Check("gradients", "ok", f"gradients usable on {ev['points'] - bad} of {ev['points']} probed points",
                  evidence)
 

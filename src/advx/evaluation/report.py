@@ -300,7 +300,7 @@ def _merge_evidence(metas: list[dict[str, Any]]) -> dict[str, Any]:
     ev: dict[str, Any] = {}
     grads = [m.get("gradients") for m in metas]
     if any(grads):
-        ev["gradients"] = _sum(grads, ("points", "zero", "nan", "tiny"))
+        ev["gradients"] = _sum([g and {"ce_zero": 0, **g} for g in grads], ("points", "zero", "nan", "tiny", "ce_zero"))
         ratios = [g["min_gain_ratio"] for g in grads if g and g["min_gain_ratio"] is not None]
         ev["gradients"]["min_gain_ratio"] = min(ratios) if ratios else None
     rnd = [m.get("randomness") for m in metas]
@@ -394,7 +394,7 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
                              "broken_only_by_black_box": max(per_threat.values()) if per_threat else 0}
     check_list = C.verdicts(evidence, enabled, eot)
 
-    check_grads = ((evidence.get("gradients") or {}).get("points", 0) + (evidence.get("unbounded") or {}).get("gradients", 0))
+    check_grads = (2 * (evidence.get("gradients") or {}).get("points", 0) + (evidence.get("unbounded") or {}).get("gradients", 0))
     clean_k = int(correct.sum())
     cost = {"gradients": int(grads[:, :A].sum()) * passes, "queries": int(queries[:, :A].sum()) * passes,
             "check_gradients": (check_grads + int(grads[:, A].sum())) * passes, "model_passes_per_call": passes}
