@@ -17,6 +17,16 @@ settings.load_profile("advx")
 torch.set_num_threads(1)  # the test models are tiny: threads cost more than they give
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Every test, and every fixture it sets up, starts on one intra-op thread.
+
+    A CLI run inside a test (``advx train`` picks its own thread count) must not
+    leak into the tests after it; this replaces per-file one-thread fixtures.
+    """
+    torch.set_num_threads(1)
+
+
 class LinearModel(nn.Module):
     """logits = W x + b on flattened inputs: every decision boundary is a hyperplane."""
 

@@ -20,14 +20,6 @@ DUAL = {Linf: 1.0, L2: 2.0, L1: float("inf")}
 EPS = {Linf: 0.08, L2: 0.6, L1: 3.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation (15x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def exact_distance(model: LinearModel, x: torch.Tensor, norm, target: torch.Tensor | None = None) -> torch.Tensor:
     """min_j (z_y - z_j) / ||w_y - w_j||_dual with y the prediction (only j = target if given)."""

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import torch
-
 from advx.audio.wav import read_wav
 from advx.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared machine small ops run many times faster than with two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_audio_attack_writes_wavs_summary_and_report(tmp_path, capsys):

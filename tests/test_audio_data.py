@@ -14,15 +14,6 @@ from advx.audio import data as D
 from advx.audio.wav import wav_bytes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared machine small ops run many times faster than with two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_splits_are_disjoint_by_voice_and_cover_all_variants():
     variants = D.espeak_variants()
     assert len(variants) >= 50  # Debian's espeak-ng ships ~100 voice variants

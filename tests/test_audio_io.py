@@ -16,15 +16,6 @@ from advx.audio.resample import resample
 from advx.audio.wav import parse_wav, read_wav, wav_bytes, write_wav
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared machine small ops run many times faster than with two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @given(seed=st.integers(0, 2**31 - 1), channels=st.sampled_from([1, 2]), n=st.integers(1, 400))
 def test_wav_pcm16_round_trip_within_quantisation(tmp_path_factory, seed, channels, n):
     g = torch.Generator().manual_seed(seed)

@@ -9,15 +9,6 @@ from advx.audio import KeywordSpotter, load_digits, load_model, model_info
 from advx.audio.models import _weights_dir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared machine small ops run many times faster than with two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def kws():
     return load_model("digits-kws")

@@ -14,15 +14,6 @@ from advx.audio.threat import Decibels, db_x, snr_db
 from advx.threat import parse_threat
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared machine small ops run many times faster than with two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _clips(seed: int, n: int = 4, t: int = 257, dtype=torch.float32) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     peaks = torch.rand(n, 1, generator=g, dtype=torch.float64) * 0.99 + 0.005

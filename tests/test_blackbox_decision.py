@@ -14,14 +14,6 @@ from advx.blackbox import LabelOnly
 from advx.threat import L1, L2, Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _linear_problem(n: int = 8, seed: int = 0):
     """logits = W x + b on R^20, a box that never binds: exact minimal L2 / Linf distances."""
     g = torch.Generator().manual_seed(seed)

@@ -11,14 +11,6 @@ from advx.eot import EOT, AdversarialPatch, BrightnessContrast, Compose, Gaussia
 from advx.threat import Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n: int, seed: int, size: int = 12):
     """Four classes of smooth templates in noise."""
     g = torch.Generator().manual_seed(7)

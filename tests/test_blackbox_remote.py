@@ -18,15 +18,6 @@ from advx.blackbox import LabelOnly, ScoresOnly
 from advx.remote import HTTPModel, RemoteModelError
 from advx.threat import L2, Linf
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 G = torch.Generator().manual_seed(0)
 W, B = torch.randn(3, 12, generator=G), torch.randn(3, generator=G)
 

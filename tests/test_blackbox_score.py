@@ -19,14 +19,6 @@ from advx.model import QueryCounter
 from advx.threat import L1, L2, Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Tiny(nn.Module):
     def __init__(self, classes: int = 10):
         super().__init__()

@@ -13,15 +13,6 @@ from advx.attacks.square import Square, _bump, p_schedule
 from advx.threat import L1, L2, Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (two spin under a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Tiny(nn.Module):
     def __init__(self, channels: int = 1, classes: int = 5):
         super().__init__()

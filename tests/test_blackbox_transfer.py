@@ -10,14 +10,6 @@ from advx.attacks.transfer import DIFGSM, MIFGSM, TIFGSM, Ensemble, gaussian_ker
 from advx.threat import L2, Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data(n: int, seed: int):
     """Four classes of smooth 8x8 templates in noise: a task any small model learns in a second."""
     g = torch.Generator().manual_seed(123)

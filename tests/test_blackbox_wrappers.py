@@ -13,14 +13,6 @@ from advx.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
 from advx.threat import Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _linear(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     w, b = torch.randn(4, 12, generator=g), torch.randn(4, generator=g)

@@ -7,7 +7,6 @@ median of 7 queries; HopSkipJump L2 4.0 (early stop) fools 9 of 10 within 300 qu
 from __future__ import annotations
 
 import pytest
-import torch
 
 from advx.attacks.hopskipjump import HopSkipJump
 from advx.attacks.square import Square
@@ -15,14 +14,6 @@ from advx.blackbox import LabelOnly, ScoresOnly
 from advx.data import load
 from advx.threat import L2, Linf
 from advx.zoo import load_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

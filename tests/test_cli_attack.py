@@ -11,19 +11,10 @@ import shlex
 import textwrap
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from advx.cli import main
 from advx.report import fmt_num, fmt_pct
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny runs on a shared machine: one thread is fastest
-    yield
-    torch.set_num_threads(threads)
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -17,14 +17,6 @@ from advx.threat import L2, Linf
 WIDE = (-10.0, 10.0)  # a box that never binds for inputs near 0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny steps: a second intra-op thread only adds sync overhead."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _halfspace_distances(model, x, y, p):
     """(N, C): exact distance in norm p to the half-space {z_j >= z_y}; inf at j = y."""

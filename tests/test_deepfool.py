@@ -14,14 +14,6 @@ from advx.threat import L1, L2, Linf
 WIDE = (-10.0, 10.0)  # a box that never binds for inputs near 0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many tiny steps: a second intra-op thread only adds sync overhead."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _halfspace(model, x, y, p):
     """(N, C) exact distances in norm p to {z_j >= z_y} (inf at j = y), and ||w_y - w_j||_dual."""

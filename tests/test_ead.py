@@ -14,14 +14,6 @@ from advx.threat import L1, L2
 WIDE = (-10.0, 10.0)  # a box that never binds for inputs near 0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny steps: a second intra-op thread only adds sync overhead."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _l1_halfspace(model, x, y):
     """(N, C): exact L1 distance to {z_j >= z_y}, (z_y - z_j) / ||w_y - w_j||_inf; inf at j = y."""

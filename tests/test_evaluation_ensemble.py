@@ -18,13 +18,6 @@ from advx.threat import Linf
 BOUNDS = (-10.0, 10.0)  # wide: the box never binds, so distances are the exact linear-model ones
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _min_linf_distance(model, x: Tensor, y: Tensor) -> Tensor:
     """Exact smallest Linf perturbation that changes the argmax of logits = W x + b."""

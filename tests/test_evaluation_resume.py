@@ -23,13 +23,6 @@ ARGS = ["evaluate", "--model", "test_evaluation_models:slow", "--data", "fashion
         "--checks", "gradients,randomness,monotone,convergence", "--probe-points", "2", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same kernels as the OMP_NUM_THREADS=1 subprocesses
-    yield
-    torch.set_num_threads(threads)
-
 
 def _env(delay: str = "0") -> dict[str, str]:
     env = dict(os.environ)

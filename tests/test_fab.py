@@ -18,15 +18,6 @@ from advx.attacks.fab import FAB, FABT, project_hyperplane
 from advx.threat import L0, L1, L2, Linf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ------------------------------------------------- hyperplane projections
 def _reference(p, w, r, norm):
     """min ||d|| s.t. w.d = r, 0 <= p + d <= 1, by SciPy (LP for Linf/L1, SLSQP for L2)."""

@@ -14,14 +14,6 @@ from advx.attacks.jsma import JSMA
 from advx.threat import L0, L2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """The committed MNIST model (advx.zoo "mnist-cnn") and 24 test digits it gets right."""

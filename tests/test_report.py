@@ -76,12 +76,7 @@ def _tiny_data(n: int = 24):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the test machine is shared
-    try:
-        return _make_run(tmp_path_factory)
-    finally:
-        torch.set_num_threads(threads)
+    return _make_run(tmp_path_factory)
 
 
 def _make_run(tmp_path_factory) -> Path:

@@ -15,15 +15,6 @@ from advx.text.constraints import LevenshteinBudget, MaxCharsChanged, MaxWordsCh
 from advx.text.models import CharCNN, CharTokenizer
 from advx.text.words import STOPWORDS, Words, levenshtein
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is faster than two on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 POSITIVE = {"good", "great", "fine", "love", "nice"}
 NEGATIVE = {"bad", "awful", "hate", "poor", "sad"}
 

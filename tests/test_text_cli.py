@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from advx.cli import main
@@ -12,15 +11,6 @@ from advx.text.attacks import DeepWordBug, Edit, TextAttackResult
 from advx.text.data import TextDataset
 from advx.text.report import diff_segments, write_html
 from advx.text.train import TrainConfig, train_text_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is faster than two on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_attack_cli_writes_results_and_report(tmp_path, capsys):

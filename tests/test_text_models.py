@@ -13,15 +13,6 @@ from advx.text.models import CharCNN, CharTokenizer, WordTokenizer, load_text_mo
 from advx.text.train import TrainConfig, accuracy, train_text_model
 from advx.text.zoo import ZOO, load_reference
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is faster than two on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # all-MiniLM-L6-v2 via transformers' BertModel + mean pooling + L2 norm (computed once offline with transformers 5.x)
 REFERENCE = {
     "A man is eating food.": ([101, 1037, 2158, 2003, 5983, 2833, 1012, 102],
