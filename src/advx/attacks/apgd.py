@@ -38,7 +38,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
 from advx.attacks.losses import LossFn, get_loss
 from advx.threat import L0, L1, Threat
 
@@ -91,39 +91,15 @@ class APGD(Attack):
         super().__init__(threat, seed)
         if isinstance(threat, L0):
             raise ValueError("threat: APGD works for Linf, L2 and L1 threats, not L0; use an L0 attack such as JSMA")
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps!r}")
-        if int(restarts) < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts!r}")
-        if not 0 < rho <= 1:
-            raise ValueError(f"rho must be in (0, 1], got {rho!r}")
-        if not 0 < momentum <= 1:
-            raise ValueError(f"momentum must be in (0, 1] (alpha of APGD; 1 disables momentum), got {momentum!r}")
-        self.steps, self.restarts = int(steps), int(restarts)
+        self.steps, self.restarts = positive_int("steps", steps), positive_int("restarts", restarts)
         self.loss = get_loss(loss)
-        self.rho, self.momentum = float(rho), float(momentum)
+        self.rho = in_range("rho", rho, 0, 1, low_open=True)
+        self.momentum = in_range("momentum", momentum, 0, 1, low_open=True,
+                                 note=" (alpha of APGD; 1 disables momentum)")
 
     # -------------------------------------------------------------- restarts
     def run(self, ctx: AttackContext) -> Tensor:
-        return self._restarts(ctx, ctx.x.clone(), ctx.initial_success.clone(), None)
-
-    def _restarts(self, ctx: AttackContext, best: Tensor, done: Tensor, loss_target: Tensor | None,
-                  best_loss: Tensor | None = None) -> Tensor:
-        """Restarts on the samples not ``done``; ``loss_target`` (N,) overrides the loss's target."""
-        x = ctx.x
-        if best_loss is None:
-            best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
-        for _ in range(self.restarts):
-            todo = (~done).nonzero().squeeze(1)
-            if len(todo) == 0:
-                break
-            t = None if loss_target is None else loss_target[todo]
-            x_r, loss_r, adv_r = self._one_run(ctx, todo, t)
-            better = adv_r | (loss_r > best_loss[todo])
-            best[todo[better]] = x_r[better]
-            best_loss[todo[better]] = loss_r[better].to(best_loss.dtype)
-            done[todo[adv_r]] = True
-        return best
+        return best_of_restarts(ctx, self.restarts, lambda idx: self._one_run(ctx, idx, None))
 
     # ------------------------------------------------------------ one run
     def _one_run(self, ctx: AttackContext, idx: Tensor, loss_target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -226,22 +202,12 @@ class APGDT(APGD):
     def __init__(self, threat: Threat, steps: int = 100, n_target_classes: int = 9, restarts: int = 1,
                  loss: str | LossFn = "dlr", rho: float = 0.75, momentum: float = 0.75, seed: int = 0):
         super().__init__(threat, steps=steps, restarts=restarts, loss=loss, rho=rho, momentum=momentum, seed=seed)
-        if int(n_target_classes) < 1:
-            raise ValueError(f"n_target_classes must be >= 1, got {n_target_classes!r}")
-        self.n_target_classes = int(n_target_classes)
+        self.n_target_classes = positive_int("n_target_classes", n_target_classes)
 
     def run(self, ctx: AttackContext) -> Tensor:
         if ctx.targeted:
             return super().run(ctx)
-        x, y = ctx.x, ctx.y
-        best, done = x.clone(), ctx.initial_success.clone()
-        best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
-        todo = (~done).nonzero().squeeze(1)
-        if len(todo) == 0:
-            return best
-        ranked = torch.zeros(len(x), ctx.num_classes - 1, dtype=torch.long, device=x.device)
-        order = ctx.forward(x[todo], todo).argsort(dim=1, descending=True)
-        ranked[todo] = order[order != y[todo, None]].reshape(len(todo), -1)  # classes other than y, by logit
-        for rank in range(min(self.n_target_classes, ctx.num_classes - 1)):
-            best = self._restarts(ctx, best, done, ranked[:, rank], best_loss)
-        return best
+        best = BestRuns.start(ctx)  # shared by all targets: each runs on the samples still robust
+        for t in top_targets(ctx, self.n_target_classes):
+            best_of_restarts(ctx, self.restarts, lambda idx, t=t: self._one_run(ctx, idx, t[idx]), best)
+        return best.x

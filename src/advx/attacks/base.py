@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +20,10 @@ from torch import Tensor
 from advx.model import ModelFn, QueryCounter, attack_mode, input_gradient
 from advx.threat import Threat
 
-__all__ = ["Attack", "AttackResult", "AttackContext", "is_adversarial"]
+__all__ = [
+    "Attack", "AttackResult", "AttackContext", "is_adversarial",
+    "BestRuns", "best_of_restarts", "top_targets", "positive_int", "in_range",
+]
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +168,14 @@ class Attack(ABC):
             clean_correct=clean_correct,
         )
 
+    def require_threat(self, *allowed: type[Threat]) -> None:
+        """Refuse (TypeError) a ``self.threat`` that is none of the ``allowed`` classes."""
+        if not isinstance(self.threat, allowed):
+            names = [t.__name__ for t in allowed]
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+            raise TypeError(f"threat: {type(self).__name__} supports advx.threat.{listed} threats, got "
+                            f"{type(self.threat).__name__}; pass e.g. {names[0]}(eps)")
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("threat", "seed"))
         return f"{type(self).__name__}({self.threat!r}{', ' if fields else ''}{fields})"
@@ -205,3 +217,102 @@ def _check_labels(y: Tensor, target: Tensor | None, num_classes: int) -> None:
     if target is not None and bool((target == y).any()):
         bad = int((target == y).nonzero()[0])
         raise ValueError(f"target equals the true label y at index {bad}; a targeted attack needs target != y")
+
+
+# ------------------------------------------------------------ shared by attacks
+def positive_int(name: str, value, minimum: int = 1, note: str = "") -> int:
+    """``int(value)``, refused (ValueError naming ``name``) below ``minimum``."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name} must be a whole number >= {minimum}{note}, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}{note}, got {value!r}")
+    return number
+
+
+def in_range(name: str, value, low: float | None = None, high: float | None = None, *,
+             low_open: bool = False, high_open: bool = False, note: str = "") -> float:
+    """``float(value)``, refused (ValueError naming ``name``) outside the interval; NaN is refused."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name} must be a number, got {value!r}") from None
+    fits = (low is None or (v > low if low_open else v >= low)) and (high is None or (v < high if high_open else v <= high))
+    if not fits:
+        if high is None:
+            want = f"{'>' if low_open else '>='} {low:g}"
+        elif low is None:
+            want = f"{'<' if high_open else '<='} {high:g}"
+        else:
+            want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be {want}{note}, got {value!r}")
+    return v
+
+
+@dataclass
+class BestRuns:
+    """Per sample, the best point over several runs: the first adversarial one, else the highest loss.
+
+    ``done`` marks the samples a run has fooled (or the clean input already did);
+    later runs skip them.
+    """
+
+    x: Tensor  #: (N, ...) the point kept for each sample (x itself until a run improves on it)
+    loss: Tensor  #: (N,) its loss (-inf before any run)
+    done: Tensor  #: (N,) bool
+
+    @classmethod
+    def start(cls, ctx: AttackContext) -> BestRuns:
+        x = ctx.x
+        return cls(x.clone(), torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device),
+                   ctx.initial_success.clone())
+
+    def todo(self) -> Tensor:
+        """Indices of the samples not yet done."""
+        return (~self.done).nonzero().squeeze(1)
+
+    def update(self, idx: Tensor, x_run: Tensor, loss_run: Tensor, adversarial: Tensor) -> None:
+        """Take a run on rows ``idx`` where it fooled the model or raised the loss."""
+        better = adversarial | (loss_run > self.loss[idx])
+        self.x[idx[better]] = x_run[better]
+        self.loss[idx[better]] = loss_run[better].to(self.loss.dtype)
+        self.done[idx[adversarial]] = True
+
+
+#: one run on rows ``idx`` -> (their points, losses, adversarial)
+OneRun = Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+def best_of_restarts(ctx: AttackContext, restarts: int, one_run: OneRun, best: BestRuns | None = None) -> Tensor:
+    """Run ``one_run`` up to ``restarts`` times, each only on the samples not yet fooled.
+
+    Keeps per sample the first adversarial point, else the one with the highest
+    loss. Pass ``best`` to carry the choice over several calls (e.g. one per target).
+    """
+    best = BestRuns.start(ctx) if best is None else best
+    for _ in range(restarts):
+        todo = best.todo()
+        if len(todo) == 0:
+            break
+        best.update(todo, *one_run(todo))
+    return best.x
+
+
+def top_targets(ctx: AttackContext, k: int) -> Iterator[Tensor]:
+    """The (N,) target classes of rank 1..min(k, C - 1): the classes other than y by clean logit.
+
+    The ranking costs one counted forward on the samples not adversarial at
+    the clean input (the other rows get class 0 and should be skipped); nothing
+    is yielded when there are none. Used by the targeted-loop attacks
+    (APGD-T, FAB-T), which run each target on the samples still robust.
+    """
+    x, y = ctx.x, ctx.y
+    todo = (~ctx.initial_success).nonzero().squeeze(1)
+    if len(todo) == 0:
+        return
+    ranked = torch.zeros(len(x), ctx.num_classes - 1, dtype=torch.long, device=x.device)
+    order = ctx.forward(x[todo], todo).argsort(dim=1, descending=True)
+    ranked[todo] = order[order != y[todo, None]].reshape(len(todo), -1)
+    for rank in range(min(k, ctx.num_classes - 1)):
+        yield ranked[:, rank]

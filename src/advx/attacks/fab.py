@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, BestRuns, in_range, positive_int, top_targets
 from advx.attacks.losses import margin
 from advx.threat import L1, L2, Linf, Threat
 
@@ -95,20 +95,11 @@ class FAB(Attack):
     def __init__(self, threat: Threat, steps: int = 100, restarts: int = 1, alpha_max: float = 0.1,
                  eta: float = 1.05, beta: float = 0.9, seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, (Linf, L2, L1)):
-            raise TypeError(f"threat must be advx.threat.Linf, L2 or L1 for FAB, got {type(threat).__name__}")
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps!r}")
-        if int(restarts) < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts!r}")
-        if not 0 <= alpha_max <= 1:
-            raise ValueError(f"alpha_max must be in [0, 1], got {alpha_max!r}")
-        if not eta >= 1:
-            raise ValueError(f"eta (overshoot) must be >= 1, got {eta!r}")
-        if not 0 < beta <= 1:
-            raise ValueError(f"beta must be in (0, 1], got {beta!r}")
-        self.steps, self.restarts = int(steps), int(restarts)
-        self.alpha_max, self.eta, self.beta = float(alpha_max), float(eta), float(beta)
+        self.require_threat(Linf, L2, L1)
+        self.steps, self.restarts = positive_int("steps", steps), positive_int("restarts", restarts)
+        self.alpha_max = in_range("alpha_max", alpha_max, 0, 1)
+        self.eta = in_range("eta (overshoot)", eta, 1)
+        self.beta = in_range("beta", beta, 0, 1, low_open=True)
 
     @property
     def _norm(self) -> str:
@@ -116,23 +107,20 @@ class FAB(Attack):
 
     # ------------------------------------------------------------ restarts
     def run(self, ctx: AttackContext) -> Tensor:
-        return self._restarts(ctx, ctx.x.clone(), ctx.initial_success.clone(), None)
+        return self._restarts(ctx, BestRuns.start(ctx), None)
 
-    def _restarts(self, ctx: AttackContext, best: Tensor, done: Tensor, loss_target: Tensor | None,
-                  best_dist: Tensor | None = None) -> Tensor:
-        x = ctx.x
-        if best_dist is None:
-            best_dist = torch.full((len(x),), torch.inf, dtype=x.dtype, device=x.device)
-        radius = self.threat.radius(x)
+    def _restarts(self, ctx: AttackContext, best: BestRuns, loss_target: Tensor | None) -> Tensor:
+        """Runs on the samples not yet adversarial within eps. The score of a point is
+        minus its distance (-inf: none found), so ``best`` keeps the closest one."""
+        radius = self.threat.radius(ctx.x)
         for r in range(self.restarts):
-            todo = (~done & ~(best_dist <= radius)).nonzero().squeeze(1)
+            todo = best.todo()
             if len(todo) == 0:
                 break
             t = None if loss_target is None else loss_target[todo]
-            x_r, d_r = self._one_run(ctx, todo, t, best_dist[todo], random_start=r > 0)
-            better = d_r < best_dist[todo]
-            best[todo[better]], best_dist[todo[better]] = x_r[better], d_r[better]
-        return best
+            x_r, d_r = self._one_run(ctx, todo, t, -best.loss[todo], random_start=r > 0)
+            best.update(todo, x_r, -d_r, d_r <= radius[todo])
+        return best.x
 
     # -------------------------------------------------------------- one run
     def _one_run(self, ctx: AttackContext, idx: Tensor, loss_target: Tensor | None, best_dist: Tensor,
@@ -210,22 +198,12 @@ class FABT(FAB):
     def __init__(self, threat: Threat, steps: int = 100, n_target_classes: int = 9, restarts: int = 1,
                  alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9, seed: int = 0):
         super().__init__(threat, steps=steps, restarts=restarts, alpha_max=alpha_max, eta=eta, beta=beta, seed=seed)
-        if int(n_target_classes) < 1:
-            raise ValueError(f"n_target_classes must be >= 1, got {n_target_classes!r}")
-        self.n_target_classes = int(n_target_classes)
+        self.n_target_classes = positive_int("n_target_classes", n_target_classes)
 
     def run(self, ctx: AttackContext) -> Tensor:
         if ctx.targeted:
             return super().run(ctx)
-        x, y = ctx.x, ctx.y
-        best, done = x.clone(), ctx.initial_success.clone()
-        best_dist = torch.full((len(x),), torch.inf, dtype=x.dtype, device=x.device)
-        todo = (~done).nonzero().squeeze(1)
-        if len(todo) == 0:
-            return best
-        ranked = torch.zeros(len(x), ctx.num_classes - 1, dtype=torch.long, device=x.device)
-        order = ctx.forward(x[todo], todo).argsort(dim=1, descending=True)
-        ranked[todo] = order[order != y[todo, None]].reshape(len(todo), -1)
-        for rank in range(min(self.n_target_classes, ctx.num_classes - 1)):
-            best = self._restarts(ctx, best, done, ranked[:, rank], best_dist)
-        return best
+        best = BestRuns.start(ctx)  # shared by all targets: each runs on the samples not yet within eps
+        for t in top_targets(ctx, self.n_target_classes):
+            self._restarts(ctx, best, t)
+        return best.x

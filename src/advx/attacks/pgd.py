@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, best_of_restarts, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
 from advx.threat import Threat
 
@@ -57,36 +57,21 @@ class PGD(Attack):
         seed: int = 0,
     ):
         super().__init__(threat, seed)
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps!r}")
-        if int(restarts) < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts!r}")
-        if momentum < 0:
-            raise ValueError(f"momentum must be >= 0, got {momentum!r}")
-        self.steps, self.restarts = int(steps), int(restarts)
-        self.rel_step_size = 2.5 / self.steps if rel_step_size is None else float(rel_step_size)
-        if self.rel_step_size <= 0:
-            raise ValueError(f"rel_step_size must be > 0, got {rel_step_size!r}")
+        self.steps, self.restarts = positive_int("steps", steps), positive_int("restarts", restarts)
+        self.rel_step_size = 2.5 / self.steps if rel_step_size is None else \
+            in_range("rel_step_size", rel_step_size, 0, low_open=True)
         self.random_start = bool(random_start)
         self.loss = get_loss(loss)
-        self.momentum = float(momentum)
+        self.momentum = in_range("momentum", momentum, 0)
         self.early_stop = bool(early_stop)
 
     def run(self, ctx: AttackContext) -> Tensor:
-        x = ctx.x
-        best = x.clone()
-        best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
-        done = ctx.initial_success.clone()
-        for _ in range(self.restarts):
-            todo = (~done).nonzero().squeeze(1)
-            if len(todo) == 0:
-                break
-            x_r, loss_r, adv_r = self._one_run(ctx, todo)
-            better = adv_r | (loss_r > best_loss[todo])
-            best[todo[better]] = x_r[better]
-            best_loss[todo[better]] = loss_r[better]
-            done[todo[adv_r]] = True
-        return best
+        return best_of_restarts(ctx, self.restarts, lambda idx: self._one_run(ctx, idx))
+
+    def _gradient(self, ctx: AttackContext, x: Tensor, loss_fn, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss, gradient, logits) at ``x``: the model's own gradient; score-based
+        subclasses (:class:`advx.attacks.spsa.EstimatedPGD`) estimate it instead."""
+        return ctx.gradient(x, loss_fn, idx)
 
     def _one_run(self, ctx: AttackContext, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """PGD on rows ``idx``; returns their chosen points, losses and success."""
@@ -104,7 +89,7 @@ class PGD(Attack):
             return lambda z: self.loss(z, ya, ta)
 
         for _ in range(self.steps):
-            _, grad, logits = ctx.gradient(x_adv, loss_of(act), idx[act])
+            _, grad, logits = self._gradient(ctx, x_adv, loss_of(act), idx[act])
             adv = ctx.adversarial(logits, idx[act])  # judged at the current iterate
             if bool(adv.any()):
                 x_out[act[adv]] = x_adv[adv]

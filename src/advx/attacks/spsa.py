@@ -9,9 +9,8 @@ Rademacher directions v in {-1, +1}^d:
 ``g = mean_v (L(x + delta v) - L(x - delta v)) / (2 delta) * v``.
 
 This module also holds the small interface that turns PGD into a score-based
-attack without touching :mod:`advx.attacks.pgd`: a :class:`GradientEstimator`
-is called where PGD asks its context for a gradient, and spends only counted
-forwards (``ctx.forward``). :class:`EstimatedPGD` runs PGD with any estimator.
+attack: a :class:`GradientEstimator` answers where PGD asks for a gradient
+(its ``_gradient`` hook), and spends only counted forwards (``ctx.forward``). :class:`EstimatedPGD` runs PGD with any estimator.
 Unlike Uesato et al., who step with Adam, the update is PGD's (the threat's
 steepest-ascent step, sign for Linf).
 
@@ -26,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from advx.attacks.base import AttackContext
+from advx.attacks.base import AttackContext, in_range, positive_int
 from advx.attacks.losses import LossFn
 from advx.attacks.pgd import PGD
 from advx.threat import Threat
@@ -37,16 +36,14 @@ __all__ = ["GradientEstimator", "SPSAGradient", "EstimatedPGD", "SPSA"]
 class GradientEstimator:
     """Estimates d loss / d x from counted forwards; antithetic pairs of ``directions``.
 
-    Subclasses implement :meth:`directions` (k, *x.shape) and :meth:`scale`.
+    Subclasses implement :meth:`directions`: (k, *x.shape) search directions.
     ``batch_size`` caps the rows of one model call.
     """
 
     def __init__(self, samples: int, size: float, batch_size: int = 4096):
-        if int(samples) < 1:
-            raise ValueError(f"samples must be >= 1, got {samples!r}")
-        if not size > 0:
-            raise ValueError(f"the finite-difference size must be > 0, got {size!r}")
-        self.samples, self.size, self.batch_size = int(samples), float(size), int(batch_size)
+        self.samples = positive_int("samples", samples)
+        self.size = in_range("the finite-difference size (delta, sigma)", size, 0, low_open=True)
+        self.batch_size = positive_int("batch_size", batch_size)
 
     def directions(self, k: int, x: Tensor, generator: torch.Generator) -> Tensor:
         raise NotImplementedError
@@ -84,19 +81,6 @@ class SPSAGradient(GradientEstimator):
         return (u.lt(0.5).to(x.dtype) * 2 - 1).to(x.device)
 
 
-class _Estimated:
-    """An :class:`AttackContext` whose ``gradient`` is the estimator's (forwards only)."""
-
-    def __init__(self, ctx: AttackContext, estimator: GradientEstimator):
-        self._ctx, self._estimator = ctx, estimator
-
-    def gradient(self, x: Tensor, loss_fn, idx: Tensor | None = None):
-        return self._estimator(self._ctx, x, loss_fn, idx)
-
-    def __getattr__(self, name: str):
-        return getattr(self._ctx, name)
-
-
 class EstimatedPGD(PGD):
     """PGD with gradients estimated from scores by ``estimator`` (any :class:`GradientEstimator`).
 
@@ -112,8 +96,8 @@ class EstimatedPGD(PGD):
             raise TypeError(f"estimator must be a GradientEstimator (SPSAGradient, NESGradient), got {type(estimator).__name__}")
         self.estimator = estimator
 
-    def run(self, ctx: AttackContext) -> Tensor:
-        return super().run(_Estimated(ctx, self.estimator))
+    def _gradient(self, ctx: AttackContext, x: Tensor, loss_fn, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.estimator(ctx, x, loss_fn, idx)
 
 
 class SPSA(EstimatedPGD):

@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, best_of_restarts, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
 from advx.threat import L2, Linf, Threat
 
@@ -136,32 +136,14 @@ class Square(Attack):
     def __init__(self, threat: Threat, queries: int = 5000, p_init: float = 0.8, loss: str | LossFn = "margin",
                  restarts: int = 1, seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, (Linf, L2)):
-            raise TypeError(f"threat: Square supports Linf and L2 threats, got {type(threat).__name__}")
-        if int(queries) < 1:
-            raise ValueError(f"queries must be >= 1, got {queries!r}")
-        if not 0 < p_init <= 1:
-            raise ValueError(f"p_init must be in (0, 1], got {p_init!r}")
-        if int(restarts) < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts!r}")
-        self.queries, self.p_init, self.restarts = int(queries), float(p_init), int(restarts)
+        self.require_threat(Linf, L2)
+        self.queries, self.restarts = positive_int("queries", queries), positive_int("restarts", restarts)
+        self.p_init = in_range("p_init", p_init, 0, 1, low_open=True)
         self.loss = get_loss(loss)
         self.l2 = isinstance(threat, L2)
 
     def run(self, ctx: AttackContext) -> Tensor:
-        x = ctx.x
-        best = x.clone()
-        best_loss = torch.full((len(x),), -torch.inf, dtype=x.dtype, device=x.device)
-        done = ctx.initial_success.clone()
-        for _ in range(self.restarts):
-            todo = (~done).nonzero().squeeze(1)
-            if len(todo) == 0:
-                break
-            x_r, loss_r, adv_r = self._search(ctx, todo)
-            better = adv_r | (loss_r > best_loss[todo])
-            best[todo[better]], best_loss[todo[better]] = x_r[better], loss_r[better]
-            done[todo[adv_r]] = True
-        return best
+        return best_of_restarts(ctx, self.restarts, lambda idx: self._search(ctx, idx))
 
     # ---------------------------------------------------------------- search
     def _search(self, ctx: AttackContext, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
