@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.hopskipjump import boundary_search, decision, find_starts, settle
 from advx.threat import L2, Threat
 
@@ -65,19 +65,13 @@ class Boundary(Attack):
                  step_adaptation: float = 1.5, adapt_every: int = 10, init_tries: int = 20, early_stop: bool = False,
                  seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, L2):
-            raise TypeError(f"threat: the Boundary attack is an L2 attack, got {type(threat).__name__}")
-        for name, v in (("queries", queries), ("adapt_every", adapt_every), ("init_tries", init_tries)):
-            if int(v) < 1:
-                raise ValueError(f"{name} must be >= 1, got {v!r}")
-        for name, v in (("spherical_step", spherical_step), ("source_step", source_step)):
-            if not 0 < v < 1:
-                raise ValueError(f"{name} must be in (0, 1), got {v!r}")
-        if step_adaptation <= 1:
-            raise ValueError(f"step_adaptation must be > 1, got {step_adaptation!r}")
-        self.queries, self.adapt_every, self.init_tries = int(queries), int(adapt_every), int(init_tries)
-        self.spherical_step, self.source_step = float(spherical_step), float(source_step)
-        self.step_adaptation, self.early_stop = float(step_adaptation), bool(early_stop)
+        self.require_threat(L2)
+        self.queries, self.adapt_every = positive_int("queries", queries), positive_int("adapt_every", adapt_every)
+        self.init_tries = positive_int("init_tries", init_tries)
+        self.spherical_step = in_range("spherical_step", spherical_step, 0, 1, low_open=True, high_open=True)
+        self.source_step = in_range("source_step", source_step, 0, 1, low_open=True, high_open=True)
+        self.step_adaptation = in_range("step_adaptation", step_adaptation, 1, low_open=True)
+        self.early_stop = bool(early_stop)
 
     def run(self, ctx: AttackContext) -> Tensor:
         threat, x, g = self.threat, ctx.x, ctx.generator

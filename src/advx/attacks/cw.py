@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import margin
 from advx.threat import L2
 
@@ -68,19 +68,12 @@ class CarliniWagnerL2(Attack):
         seed: int = 0,
     ):
         super().__init__(threat, seed)
-        if not isinstance(threat, L2):
-            raise TypeError(f"threat must be advx.threat.L2 for the C&W L2 attack, got {type(threat).__name__}")
-        for name, value in (("steps", steps), ("binary_search_steps", binary_search_steps)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value!r}")
-        if not initial_const > 0:
-            raise ValueError(f"initial_const must be > 0, got {initial_const!r}")
-        if not confidence >= 0:
-            raise ValueError(f"confidence must be >= 0, got {confidence!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
-        self.steps, self.binary_search_steps = int(steps), int(binary_search_steps)
-        self.initial_const, self.confidence, self.lr = float(initial_const), float(confidence), float(lr)
+        self.require_threat(L2)
+        self.steps = positive_int("steps", steps)
+        self.binary_search_steps = positive_int("binary_search_steps", binary_search_steps)
+        self.initial_const = in_range("initial_const", initial_const, 0, low_open=True)
+        self.confidence = in_range("confidence", confidence, 0)
+        self.lr = in_range("lr", lr, 0, low_open=True)
         self.abort_early = bool(abort_early)
 
     def _success(self, ctx: AttackContext, logits: Tensor, idx: Tensor) -> Tensor:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.threat import L2, Linf
 
 __all__ = ["DeepFool"]
@@ -49,15 +49,9 @@ class DeepFool(Attack):
     def __init__(self, threat: L2 | Linf, steps: int = 50, overshoot: float = 0.02, candidates: int = 10,
                  seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, (L2, Linf)):
-            raise TypeError(f"threat must be advx.threat.L2 or Linf for DeepFool, got {type(threat).__name__}")
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps!r}")
-        if not overshoot >= 0:
-            raise ValueError(f"overshoot must be >= 0, got {overshoot!r}")
-        if int(candidates) < 2:
-            raise ValueError(f"candidates must be >= 2 (the true class and one other), got {candidates!r}")
-        self.steps, self.overshoot, self.candidates = int(steps), float(overshoot), int(candidates)
+        self.require_threat(L2, Linf)
+        self.steps, self.overshoot = positive_int("steps", steps), in_range("overshoot", overshoot, 0)
+        self.candidates = positive_int("candidates", candidates, minimum=2, note=" (the true class and one other)")
 
     def run(self, ctx: AttackContext) -> Tensor:
         if ctx.targeted:

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import margin
 from advx.threat import L1
 
@@ -72,21 +72,14 @@ class EAD(Attack):
         seed: int = 0,
     ):
         super().__init__(threat, seed)
-        if not isinstance(threat, L1):
-            raise TypeError(f"threat must be advx.threat.L1 for EAD, got {type(threat).__name__}")
-        for name, value in (("steps", steps), ("binary_search_steps", binary_search_steps)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value!r}")
-        for name, value in (("beta", beta), ("confidence", confidence)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-        for name, value in (("initial_const", initial_const), ("lr", lr)):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+        self.require_threat(L1)
+        self.steps = positive_int("steps", steps)
+        self.binary_search_steps = positive_int("binary_search_steps", binary_search_steps)
+        self.beta, self.confidence = in_range("beta", beta, 0), in_range("confidence", confidence, 0)
+        self.initial_const = in_range("initial_const", initial_const, 0, low_open=True)
+        self.lr = in_range("lr", lr, 0, low_open=True)
         if str(decision_rule).upper() not in ("L1", "EN"):
             raise ValueError(f"decision_rule must be 'L1' or 'EN', got {decision_rule!r}")
-        self.beta, self.steps, self.binary_search_steps = float(beta), int(steps), int(binary_search_steps)
-        self.initial_const, self.confidence, self.lr = float(initial_const), float(confidence), float(lr)
         self.decision_rule, self.fista, self.abort_early = str(decision_rule).upper(), bool(fista), bool(abort_early)
 
     def _success(self, ctx: AttackContext, logits: Tensor, idx: Tensor) -> Tensor:

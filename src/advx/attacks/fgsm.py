@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range
 from advx.attacks.losses import LossFn, get_loss
 from advx.threat import Threat
 
@@ -30,7 +30,8 @@ class FGSM(Attack):
         super().__init__(threat, seed)
         self.loss = get_loss(loss)
         self.random_start = bool(random_start)
-        self.rel_step_size = (1.25 if random_start else 1.0) if rel_step_size is None else float(rel_step_size)
+        self.rel_step_size = (1.25 if random_start else 1.0) if rel_step_size is None else \
+            in_range("rel_step_size", rel_step_size, 0, low_open=True)
 
     def run(self, ctx: AttackContext) -> Tensor:
         x = ctx.x

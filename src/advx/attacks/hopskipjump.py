@@ -35,7 +35,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.threat import L2, Linf, Threat
 
 __all__ = ["HopSkipJump", "decision", "find_starts", "boundary_search", "settle"]
@@ -163,16 +163,12 @@ class HopSkipJump(Attack):
                  max_evals: int = 10000, gamma: float = 1.0, init_tries: int = 20, early_stop: bool = False,
                  batch_size: int = 2048, seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, (L2, Linf)):
-            raise TypeError(f"threat: HopSkipJump supports L2 and Linf threats, got {type(threat).__name__}")
-        for name, v in (("queries", queries), ("steps", steps), ("init_evals", init_evals),
-                        ("max_evals", max_evals), ("init_tries", init_tries), ("batch_size", batch_size)):
-            if int(v) < 1:
-                raise ValueError(f"{name} must be >= 1, got {v!r}")
-        if gamma <= 0:
-            raise ValueError(f"gamma must be > 0, got {gamma!r}")
-        self.queries, self.steps, self.init_evals, self.max_evals = int(queries), int(steps), int(init_evals), int(max_evals)
-        self.gamma, self.init_tries, self.early_stop, self.batch_size = float(gamma), int(init_tries), bool(early_stop), int(batch_size)
+        self.require_threat(L2, Linf)
+        self.queries, self.steps = positive_int("queries", queries), positive_int("steps", steps)
+        self.init_evals, self.max_evals = positive_int("init_evals", init_evals), positive_int("max_evals", max_evals)
+        self.gamma = in_range("gamma", gamma, 0, low_open=True)
+        self.init_tries, self.batch_size = positive_int("init_tries", init_tries), positive_int("batch_size", batch_size)
+        self.early_stop = bool(early_stop)
         self.linf = isinstance(threat, Linf)
 
     def run(self, ctx: AttackContext) -> Tensor:

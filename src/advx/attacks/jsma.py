@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.threat import L0
 
 __all__ = ["JSMA"]
@@ -52,14 +52,12 @@ class JSMA(Attack):
 
     def __init__(self, threat: L0, theta: float = 1.0, use_logits: bool = False, chunk: int | None = None, seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, L0):
-            raise TypeError(f"threat must be advx.threat.L0 for JSMA, got {type(threat).__name__}")
-        if not (-1 <= theta <= 1) or theta == 0:
+        self.require_threat(L0)
+        self.theta = in_range("theta", theta, -1, 1, note=" and nonzero (fraction of the box width)")
+        if self.theta == 0:
             raise ValueError(f"theta must be in [-1, 1] and nonzero (fraction of the box width), got {theta!r}")
-        if chunk is not None and int(chunk) < 1:
-            raise ValueError(f"chunk must be >= 1 or None, got {chunk!r}")
-        self.theta, self.use_logits = float(theta), bool(use_logits)
-        self.chunk = None if chunk is None else int(chunk)
+        self.use_logits = bool(use_logits)
+        self.chunk = None if chunk is None else positive_int("chunk", chunk, note=" or None")
 
     def run(self, ctx: AttackContext) -> Tensor:
         x = ctx.x

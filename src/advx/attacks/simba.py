@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.threat import L2, Linf, Threat
 
 __all__ = ["SimBA", "dct_matrix"]
@@ -68,17 +68,13 @@ class SimBA(Attack):
     def __init__(self, threat: Threat, queries: int = 5000, basis: str | None = None, step: float | None = None,
                  seed: int = 0):
         super().__init__(threat, seed)
-        if not isinstance(threat, (Linf, L2)):
-            raise TypeError(f"threat: SimBA supports Linf and L2 threats, got {type(threat).__name__}")
+        self.require_threat(Linf, L2)
         if basis is None:
             basis = "pixel" if isinstance(threat, Linf) else "dct"
         if basis not in ("pixel", "dct"):
             raise ValueError(f"basis must be 'pixel' or 'dct', got {basis!r}")
-        if int(queries) < 1:
-            raise ValueError(f"queries must be >= 1, got {queries!r}")
-        if step is not None and not step > 0:
-            raise ValueError(f"step must be > 0, got {step!r}")
-        self.queries, self.basis, self.step = int(queries), basis, None if step is None else float(step)
+        self.queries, self.basis = positive_int("queries", queries), basis
+        self.step = None if step is None else in_range("step", step, 0, low_open=True)
 
     def _score(self, logits: Tensor, rows: Tensor, ctx: AttackContext) -> Tensor:
         """Higher is better for the attacker: -p(y) untargeted, p(target) targeted."""

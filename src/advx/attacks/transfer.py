@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advx.attacks.base import Attack, AttackContext
+from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
 from advx.model import attack_mode, input_gradient
 from advx.threat import Threat
@@ -89,18 +89,13 @@ class MIFGSM(Attack):
                  resize_rate: float = 1.1, kernel_size: int = 1, rel_step_size: float | None = None,
                  loss: str | LossFn = "ce", seed: int = 0):
         super().__init__(threat, seed)
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps!r}")
-        if decay < 0:
-            raise ValueError(f"decay must be >= 0, got {decay!r}")
-        if not 0 <= diversity_prob <= 1:
-            raise ValueError(f"diversity_prob must be in [0, 1], got {diversity_prob!r}")
-        if resize_rate <= 1:
-            raise ValueError(f"resize_rate must be > 1, got {resize_rate!r}")
+        self.steps, self.decay = positive_int("steps", steps), in_range("decay", decay, 0)
+        self.diversity_prob = in_range("diversity_prob", diversity_prob, 0, 1)
+        self.resize_rate = in_range("resize_rate", resize_rate, 1, low_open=True)
         self.kernel = gaussian_kernel(kernel_size) if int(kernel_size) > 1 else None
-        self.steps, self.decay = int(steps), float(decay)
-        self.diversity_prob, self.resize_rate, self.kernel_size = float(diversity_prob), float(resize_rate), int(kernel_size)
-        self.rel_step_size = 1.0 / self.steps if rel_step_size is None else float(rel_step_size)
+        self.kernel_size = int(kernel_size)
+        self.rel_step_size = 1.0 / self.steps if rel_step_size is None else \
+            in_range("rel_step_size", rel_step_size, 0, low_open=True)
         self.loss = get_loss(loss)
 
     def _diverse(self, x: Tensor, g: torch.Generator) -> Tensor:
