@@ -8,14 +8,13 @@ import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
-from torch import Tensor
+from torch import Tensor, nn
 
 from advx.attacks import FAB, PGD, SPSA, CarliniWagnerL2, Square
 from advx.attacks.base import AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
 from advx.attacks.spsa import EstimatedPGD, GradientEstimator
 from advx.model import QueryCounter, input_gradient
 from advx.threat import L0, L1, L2, Linf
-from conftest import LinearModel
 
 
 def _ctx(initial: list[bool], model=None, x: Tensor | None = None, y=None, classes: int = 4) -> AttackContext:
@@ -87,8 +86,13 @@ def test_restarts_carry_their_choice_across_calls():
 
 
 # ------------------------------------------------------------------- targets
+def _linear(features: int, classes: int) -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Linear(features, classes).eval()
+
+
 def test_top_targets_rank_the_other_classes_on_the_robust_samples_only():
-    model = LinearModel(6, 5).eval()
+    model = _linear(6, 5)
     x = torch.randn(7, 6, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         logits = model(x)
@@ -107,7 +111,7 @@ def test_top_targets_rank_the_other_classes_on_the_robust_samples_only():
 
 
 def test_top_targets_yield_nothing_when_every_sample_is_already_fooled():
-    model = LinearModel(6, 4).eval()
+    model = _linear(6, 4)
     ctx = _ctx([True, True], model, torch.zeros(2, 6))
     assert list(top_targets(ctx, 3)) == []
     assert int(ctx.counter.forwards.sum()) == 0

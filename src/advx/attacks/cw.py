@@ -21,6 +21,7 @@ adversarial point is found are returned unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -29,11 +30,37 @@ from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import margin
 from advx.threat import L2
 
-__all__ = ["CarliniWagnerL2"]
+__all__ = ["CarliniWagnerL2", "search_const", "reached"]
 
 
 def _bcast(v: Tensor, like: Tensor) -> Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def reached(ctx: AttackContext, logits: Tensor, idx: Tensor, confidence: float) -> Tensor:
+    """Adversarial with a logit margin of at least ``confidence`` (kappa)."""
+    y, target = ctx.labels(idx)
+    return ctx.adversarial(logits, idx) & (margin(logits, y, target) >= confidence)
+
+
+def search_const(ctx: AttackContext, rounds: int, initial_const: float,
+                 one_round: Callable[[Tensor, Tensor], Tensor]) -> None:
+    """The per-sample binary search over c (C&W, reused by EAD).
+
+    ``one_round(idx, c)`` runs the rows ``idx`` (those not adversarial at the
+    clean input) at constants ``c`` and returns which found an adversarial
+    point: success -> try a smaller c, failure -> a larger one (x10 until bracketed).
+    """
+    x = ctx.x
+    todo = (~ctx.initial_success).nonzero().squeeze(1)
+    lower = torch.zeros(len(todo), dtype=x.dtype, device=x.device)
+    upper = torch.full((len(todo),), math.inf, dtype=x.dtype, device=x.device)
+    const = torch.full((len(todo),), initial_const, dtype=x.dtype, device=x.device)
+    for _ in range(rounds if len(todo) else 0):
+        found = one_round(todo, const)
+        upper = torch.where(found, torch.minimum(upper, const), upper)
+        lower = torch.where(found, lower, torch.maximum(lower, const))
+        const = torch.where(torch.isfinite(upper), (lower + upper) / 2, const * 10)
 
 
 class CarliniWagnerL2(Attack):
@@ -76,34 +103,16 @@ class CarliniWagnerL2(Attack):
         self.lr = in_range("lr", lr, 0, low_open=True)
         self.abort_early = bool(abort_early)
 
-    def _success(self, ctx: AttackContext, logits: Tensor, idx: Tensor) -> Tensor:
-        y, target = ctx.labels(idx)
-        return ctx.adversarial(logits, idx) & (margin(logits, y, target) >= self.confidence)
-
     def run(self, ctx: AttackContext) -> Tensor:
         x = ctx.x
-        n = len(x)
         lo, hi = (b.expand_as(x) for b in self.threat.box(x))
         half = (hi - lo) / 2
         # w such that x = lo + half * (tanh(w) + 1); shrink a little so atanh stays finite.
         w0 = torch.atanh(((x - lo) / half - 1).clamp(-1, 1) * (1 - 1e-6))
-
         best = x.clone()
-        best_dist = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-        lower = torch.zeros(n, dtype=x.dtype, device=x.device)
-        upper = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-        const = torch.full((n,), self.initial_const, dtype=x.dtype, device=x.device)
-        todo = (~ctx.initial_success).nonzero().squeeze(1)
-        for _ in range(self.binary_search_steps):
-            if len(todo) == 0:
-                break
-            found = self._round(ctx, todo, w0[todo], lo[todo], half[todo], const[todo], best, best_dist)
-            # Binary search: success -> try a smaller c, failure -> a larger one (x10 until bracketed).
-            c = const[todo]
-            upper[todo] = torch.where(found, torch.minimum(upper[todo], c), upper[todo])
-            lower[todo] = torch.where(found, lower[todo], torch.maximum(lower[todo], c))
-            bracketed = torch.isfinite(upper[todo])
-            const[todo] = torch.where(bracketed, (lower[todo] + upper[todo]) / 2, c * 10)
+        best_dist = torch.full((len(x),), math.inf, dtype=x.dtype, device=x.device)
+        search_const(ctx, self.binary_search_steps, self.initial_const,
+                     lambda idx, c: self._round(ctx, idx, w0[idx], lo[idx], half[idx], c, best, best_dist))
         return best
 
     def _round(self, ctx: AttackContext, idx: Tensor, w: Tensor, lo: Tensor, half: Tensor, const: Tensor,
@@ -128,7 +137,7 @@ class CarliniWagnerL2(Attack):
             delta = x_adv - x0
             dist = delta.flatten(1).norm(dim=1)
 
-            adv = self._success(ctx, logits, idx[act])
+            adv = reached(ctx, logits, idx[act], self.confidence)
             found[act] |= adv
             better = adv & (dist < best_dist[idx[act]])
             if bool(better.any()):

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
+from advx.attacks.cw import reached, search_const
 from advx.attacks.losses import margin
 from advx.threat import L1
 
@@ -82,10 +83,6 @@ class EAD(Attack):
             raise ValueError(f"decision_rule must be 'L1' or 'EN', got {decision_rule!r}")
         self.decision_rule, self.fista, self.abort_early = str(decision_rule).upper(), bool(fista), bool(abort_early)
 
-    def _success(self, ctx: AttackContext, logits: Tensor, idx: Tensor) -> Tensor:
-        y, target = ctx.labels(idx)
-        return ctx.adversarial(logits, idx) & (margin(logits, y, target) >= self.confidence)
-
     def _shrink(self, z: Tensor, x0: Tensor) -> Tensor:
         """S_beta: soft-threshold z - x0 at beta, then keep the result in the box."""
         d = z - x0
@@ -93,22 +90,10 @@ class EAD(Attack):
 
     def run(self, ctx: AttackContext) -> Tensor:
         x = ctx.x
-        n = len(x)
         best = x.clone()
-        best_score = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-        lower = torch.zeros(n, dtype=x.dtype, device=x.device)
-        upper = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
-        const = torch.full((n,), self.initial_const, dtype=x.dtype, device=x.device)
-        todo = (~ctx.initial_success).nonzero().squeeze(1)
-        for _ in range(self.binary_search_steps):
-            if len(todo) == 0:
-                break
-            found = self._round(ctx, todo, const[todo], best, best_score)
-            c = const[todo]
-            upper[todo] = torch.where(found, torch.minimum(upper[todo], c), upper[todo])
-            lower[todo] = torch.where(found, lower[todo], torch.maximum(lower[todo], c))
-            bracketed = torch.isfinite(upper[todo])
-            const[todo] = torch.where(bracketed, (lower[todo] + upper[todo]) / 2, c * 10)
+        best_score = torch.full((len(x),), math.inf, dtype=x.dtype, device=x.device)
+        search_const(ctx, self.binary_search_steps, self.initial_const,
+                     lambda idx, c: self._round(ctx, idx, c, best, best_score))
         return best
 
     def _round(self, ctx: AttackContext, idx: Tensor, const: Tensor, best: Tensor, best_score: Tensor) -> Tensor:
@@ -134,7 +119,7 @@ class EAD(Attack):
             logits = ctx.forward(x_k, idx[act])  # judge the iterate itself, as in the paper
             delta = (x_k - x0).flatten(1)
             l1, l2sq = delta.abs().sum(1), delta.pow(2).sum(1)
-            adv = self._success(ctx, logits, idx[act])
+            adv = reached(ctx, logits, idx[act], self.confidence)
             found[act] |= adv
             score = l1 if self.decision_rule == "L1" else self.beta * l1 + l2sq
             better = adv & (score < best_score[idx[act]])
