@@ -1,4 +1,7 @@
-"""Shared fixtures: small models with known geometry, seeded data."""
+"""Shared fixtures (small models with known geometry, seeded data) and the one-thread rule.
+
+The models and data builders themselves are in ``tests/helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import os
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
-from torch import nn
+from tests.helpers import LinearModel, SmallCNN
 
 settings.register_profile(
     "advx", max_examples=int(os.environ.get("ADVX_HYPOTHESIS_EXAMPLES", "25")), deadline=None,
@@ -27,34 +30,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     torch.set_num_threads(1)
 
 
-class LinearModel(nn.Module):
-    """logits = W x + b on flattened inputs: every decision boundary is a hyperplane."""
-
-    def __init__(self, in_features: int, classes: int, seed: int = 0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.linear = nn.Linear(in_features, classes)
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.randn(classes, in_features, generator=g))
-            self.linear.bias.copy_(torch.randn(classes, generator=g) * 0.1)
-
-    def forward(self, x):
-        return self.linear(x.flatten(1))
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(16 * 7 * 7, classes),
-        )
-
-    def forward(self, x):
-        return self.net(x)
-
-
 @pytest.fixture
 def linear_model() -> LinearModel:
     return LinearModel(20, 4).eval()
@@ -64,3 +39,12 @@ def linear_model() -> LinearModel:
 def small_cnn() -> SmallCNN:
     torch.manual_seed(0)
     return SmallCNN().eval()
+
+
+@pytest.fixture(scope="module")
+def linear4() -> tuple[LinearModel, torch.Tensor, torch.Tensor]:
+    """A 4-class linear model on R^20 (seed 1), 48 points N(0, 0.25) and its predictions as labels."""
+    model = LinearModel(20, 4, seed=1).eval()
+    x = torch.randn(48, 20, generator=torch.Generator().manual_seed(0)) * 0.5
+    with torch.no_grad():
+        return model, x, model(x).argmax(1)

@@ -8,49 +8,12 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.conftest import LinearModel
-from torch import nn
+from tests.geometry import exact_distance
+from tests.helpers import EPS, LinearModel, TinyMLP, per_sample, tiny_data
 
 from advx.attacks.apgd import APGD, APGDT, checkpoints
 from advx.attacks.pgd import PGD
 from advx.threat import L0, L1, L2, Linf
-
-WIDE = (-10.0, 10.0)  # a box that never binds near x
-DUAL = {Linf: 1.0, L2: 2.0, L1: float("inf")}
-EPS = {Linf: 0.08, L2: 0.6, L1: 3.0}
-
-
-
-def exact_distance(model: LinearModel, x: torch.Tensor, norm, target: torch.Tensor | None = None) -> torch.Tensor:
-    """min_j (z_y - z_j) / ||w_y - w_j||_dual with y the prediction (only j = target if given)."""
-    w, b = model.linear.weight.detach(), model.linear.bias.detach()
-    z = x.flatten(1) @ w.T + b
-    y = z.argmax(1)
-    dist = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None]).norm(p=DUAL[norm], dim=2).clamp_min(1e-12)
-    if target is not None:
-        return dist.gather(1, target[:, None]).squeeze(1)
-    return dist.scatter(1, y[:, None], float("inf")).min(1).values
-
-
-def per_sample(kind, radius_fn, bounds=WIDE):
-    """A threat of the norm ``kind`` whose radius is a function of each clean sample."""
-    cls = type(f"PerSample{kind.__name__}", (kind,), {"radius": lambda self, x: radius_fn(x).to(x.dtype)})
-    return cls(1.0, bounds=bounds)
-
-
-class TinyMLP(nn.Module):
-    def __init__(self, classes: int = 5, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, classes))
-
-    def forward(self, x):
-        return self.net(x)
-
-
-def _data(seed: int, n: int = 6, classes: int = 5):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, 4, generator=g), torch.randint(0, classes, (n,), generator=g)
 
 
 # ---------------------------------------------------------------- schedule
@@ -82,7 +45,7 @@ def test_inside_ball_and_bounds_deterministic_and_model_untouched(name, make, ki
     dtype = torch.float64 if double else torch.float32
     model = model.to(dtype)
     params = [p.detach().clone() for p in model.parameters()]
-    x, y = _data(seed)
+    x, y = tiny_data(seed)
     x = x.to(dtype) * 2 - 1
     threat = kind(EPS[kind] * scale, bounds=(-1.0, 1.0))
     attack = make(threat)
@@ -102,7 +65,7 @@ def test_inside_ball_and_bounds_deterministic_and_model_untouched(name, make, ki
 
 @pytest.mark.parametrize("name,make,kind", CASES, ids=IDS)
 def test_eps_zero_returns_x(name, make, kind):
-    x, y = _data(3)
+    x, y = tiny_data(3)
     res = make(kind(0.0))(TinyMLP().eval(), x, y)
     assert torch.equal(res.x_adv, x)
 
@@ -110,7 +73,7 @@ def test_eps_zero_returns_x(name, make, kind):
 @pytest.mark.parametrize("kind", [Linf, L2, L1])
 def test_per_sample_radius_is_respected(kind):
     """Audio threats give every sample its own radius: here radius = eps * ||x||_2."""
-    x, y = _data(4, n=8)
+    x, y = tiny_data(4, n=8)
     threat = per_sample(kind, lambda x: EPS[kind] * x.flatten(1).norm(dim=1), bounds=(0.0, 1.0))
     res = APGD(threat, steps=8)(TinyMLP().eval(), x, y)
     radius = EPS[kind] * x.flatten(1).norm(dim=1)
@@ -120,7 +83,7 @@ def test_per_sample_radius_is_respected(kind):
 
 def test_samples_already_fooled_cost_no_gradients_and_early_stop_saves_some():
     model = TinyMLP().eval()
-    x, _ = _data(5, n=16)
+    x, _ = tiny_data(5, n=16)
     with torch.no_grad():
         pred = model(x).argmax(1)
     y = pred.clone()
@@ -133,13 +96,6 @@ def test_samples_already_fooled_cost_no_gradients_and_early_stop_saves_some():
 
 
 # ---------------------------------------------------------- known answers
-@pytest.fixture(scope="module")
-def linear4():
-    model = LinearModel(20, 4, seed=1).eval()
-    x = torch.randn(48, 20, generator=torch.Generator().manual_seed(0)) * 0.5
-    return model, x, model(x).argmax(1)
-
-
 @pytest.mark.parametrize("kind", [Linf, L2, L1])
 def test_binary_linear_model_apgd_ce_is_exact(kind):
     """Two classes: the CE gradient is +-(w_1 - w_0), so APGD-CE finds the nearest boundary."""
@@ -232,6 +188,6 @@ def test_l0_and_too_few_classes_are_refused():
     with pytest.raises(ValueError, match="n_target_classes"):
         APGDT(Linf(0.1), n_target_classes=0)
     model = LinearModel(12, 2).eval()
-    x, y = _data(0, classes=2)
+    x, y = tiny_data(0, classes=2)
     with pytest.raises(ValueError, match="classes"):
         APGD(Linf(0.1), loss="dlr")(model, x, y)

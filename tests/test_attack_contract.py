@@ -136,7 +136,7 @@ def test_deterministic_and_model_left_as_it_came(name, make, kind):
 
 
 def test_targeted_attack_reaches_target():
-    from tests.conftest import LinearModel
+    from tests.helpers import LinearModel
 
     model = LinearModel(36, 5).eval()
     x, y = _data(4, n=16)

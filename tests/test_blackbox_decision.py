@@ -6,46 +6,14 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.geometry import exact_min_distance
+from tests.helpers import TinyConv, linear_problem
 from torch import nn
 
 from advx.attacks.boundary import Boundary
 from advx.attacks.hopskipjump import HopSkipJump
 from advx.blackbox import LabelOnly
 from advx.threat import L1, L2, Linf
-
-
-def _linear_problem(n: int = 8, seed: int = 0):
-    """logits = W x + b on R^20, a box that never binds: exact minimal L2 / Linf distances."""
-    g = torch.Generator().manual_seed(seed)
-    lin = nn.Linear(20, 4)
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(4, 20, generator=g))
-        lin.bias.copy_(torch.randn(4, generator=g) * 0.1)
-    lin.eval()
-    x = torch.randn(n, 20, generator=g) * 0.1
-    with torch.no_grad():
-        z = lin(x)
-    y = z.argmax(1)
-    w = lin.weight.detach()
-    diff = w[y][:, None, :] - w[None, :, :]
-    gap = z.gather(1, y[:, None]) - z
-    other = torch.ones_like(gap, dtype=torch.bool).scatter(1, y[:, None], False)
-    d_2 = torch.where(other, gap / diff.norm(dim=2), torch.inf).amin(1)
-    d_inf = torch.where(other, gap / diff.abs().sum(2), torch.inf).amin(1)
-    return lin, x, y, d_2, d_inf
-
-
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, 5)
-        self.eval()
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
-
 
 ATTACKS = {
     "hsj-l2": lambda eps, q: HopSkipJump(L2(eps), queries=q),
@@ -57,7 +25,7 @@ ATTACKS = {
 @pytest.mark.parametrize("name", ATTACKS)
 def test_label_only_view_gives_the_identical_attack(name):
     """The attack reads nothing but the top label: scores or one-hot, same result."""
-    model = Tiny()
+    model = TinyConv()
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     y = model(x).argmax(1)
     attack = ATTACKS[name](10.0, 300)
@@ -71,7 +39,7 @@ def test_label_only_view_gives_the_identical_attack(name):
 @settings(max_examples=6)
 @given(seed=st.integers(0, 1000), queries=st.integers(1, 120), eps=st.sampled_from([0.05, 0.5, 10.0]))
 def test_budget_never_exceeded_and_result_inside_threat(name, seed, queries, eps):
-    model = Tiny()
+    model = TinyConv()
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(4, 1, 8, 8, generator=g)
     y = torch.randint(0, 5, (4,), generator=g)
@@ -85,7 +53,8 @@ def test_budget_never_exceeded_and_result_inside_threat(name, seed, queries, eps
 @pytest.mark.parametrize("name,ratio", [("hsj-l2", 1.15), ("hsj-linf", 1.7), ("boundary", 1.1)])
 def test_distances_approach_the_exact_minimum_on_a_linear_model(name, ratio):
     """Never below the exact minimal distance (impossible), and close to it in 1000 queries."""
-    lin, x, y, d_2, d_inf = _linear_problem()
+    lin, x, y = linear_problem(8)
+    d_2, d_inf = exact_min_distance(lin, x, y, "l2"), exact_min_distance(lin, x, y, "linf")
     attack = ATTACKS[name](100.0, 1000)
     attack.threat = type(attack.threat)(100.0, bounds=(-10.0, 10.0))
     res = attack(lin, x, y)
@@ -96,7 +65,7 @@ def test_distances_approach_the_exact_minimum_on_a_linear_model(name, ratio):
 
 
 def test_more_queries_never_hurt_hopskipjump():
-    model = Tiny()
+    model = TinyConv()
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     y = model(x).argmax(1)
     d = [HopSkipJump(L2(10.0), queries=q)(model, x, y).distance.median() for q in (100, 400, 1200)]
@@ -104,7 +73,7 @@ def test_more_queries_never_hurt_hopskipjump():
 
 
 def test_targeted_hopskipjump_starts_from_a_sample_of_the_target_class():
-    lin, x, y, _, _ = _linear_problem(n=12, seed=3)
+    lin, x, y = linear_problem(12, seed=3)
     target = (y + 1) % 4
     res = HopSkipJump(L2(100.0, bounds=(-10.0, 10.0)), queries=600, init_tries=1)(lin, x, y, target)
     has_source = torch.tensor([bool((y == t).any()) for t in target])
@@ -113,7 +82,7 @@ def test_targeted_hopskipjump_starts_from_a_sample_of_the_target_class():
 
 
 def test_early_stop_spends_fewer_queries_once_within_eps():
-    model = Tiny()
+    model = TinyConv()
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     y = model(x).argmax(1)
     full = HopSkipJump(L2(3.0), queries=600)(model, x, y)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.helpers import fit, templates
 from torch import nn
 
 from advx.attacks import PGD
@@ -11,14 +12,9 @@ from advx.eot import EOT, AdversarialPatch, BrightnessContrast, Compose, Gaussia
 from advx.threat import Linf
 
 
-def _data(n: int, seed: int, size: int = 12):
-    """Four classes of smooth templates in noise."""
-    g = torch.Generator().manual_seed(7)
-    tmpl = nn.functional.avg_pool2d(torch.randn(4, 1, size + 4, size + 4, generator=g), 5, 1)
-    tmpl = tmpl / tmpl.flatten(1).std(1)[:, None, None, None]
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 4, (n,), generator=g)
-    return (0.5 + 0.12 * tmpl[y] + 0.15 * torch.randn(n, 1, size, size, generator=g)).clamp(0, 1), y
+def _data(n: int, seed: int):
+    """Four classes of smooth 12x12 templates in noise."""
+    return templates(n, seed, size=12, template_seed=7, noise=0.15)
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +23,7 @@ def trained():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(8 * 6 * 6, 4))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(150):
-        b = torch.randint(0, len(x), (64,))
-        loss = nn.functional.cross_entropy(model(x[b]), y[b])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    return fit(model, x, y, steps=150)
 
 
 def test_identity_parameters_give_identity_transforms():
@@ -133,14 +122,7 @@ def test_patch_forces_the_target_on_held_out_images_and_placements():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
                           nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(16, 4))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(150):
-        b = torch.randint(0, len(x), (64,))
-        loss = nn.functional.cross_entropy(model(x[b]), y[b])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    fit(model, x, y, steps=150)
     x_train, _ = _motifs(500, 2)
     x_test, _ = _motifs(200, 3)
     patch = AdversarialPatch(target=2, size=4, steps=60, lr=0.1, batch_size=32)

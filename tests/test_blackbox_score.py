@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.helpers import TinyConv
 from torch import nn
 
 from advx.attacks import PGD
@@ -19,20 +20,8 @@ from advx.model import QueryCounter
 from advx.threat import L1, L2, Linf
 
 
-class Tiny(nn.Module):
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, classes)
-        self.eval()
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
-
-
 def _data(n: int = 16, seed: int = 0):
-    model = Tiny()
+    model = TinyConv(classes=10)
     x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         y = model(x).argmax(1)

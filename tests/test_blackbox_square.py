@@ -6,23 +6,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.geometry import exact_min_distance
+from tests.helpers import TinyConv, linear_problem
 from torch import nn
 
 from advx.attacks import PGD
 from advx.attacks.square import Square, _bump, p_schedule
 from advx.threat import L1, L2, Linf
-
-
-class Tiny(nn.Module):
-    def __init__(self, channels: int = 1, classes: int = 5):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(channels, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, classes)
-        self.eval()
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 
 class Counting(nn.Module):
@@ -38,27 +28,6 @@ class Counting(nn.Module):
             raise AssertionError("Square asked for a gradient")
         self.rows += len(x)
         return self.inner(x)
-
-
-def _linear_problem(n: int = 12, seed: int = 0):
-    """A linear model on R^20 with a box that never binds; exact minimal perturbations."""
-    g = torch.Generator().manual_seed(seed)
-    lin = nn.Linear(20, 4)
-    with torch.no_grad():
-        lin.weight.copy_(torch.randn(4, 20, generator=g))
-        lin.bias.copy_(torch.randn(4, generator=g) * 0.1)
-    lin.eval()
-    x = torch.randn(n, 20, generator=g) * 0.1
-    with torch.no_grad():
-        z = lin(x)
-    y = z.argmax(1)
-    w = lin.weight.detach()
-    diff = w[y][:, None, :] - w[None, :, :].expand(n, -1, -1)  # (n, C, D): w_y - w_j
-    gap = z.gather(1, y[:, None]) - z  # z_y - z_j
-    other = torch.ones_like(gap, dtype=torch.bool).scatter(1, y[:, None], False)
-    d_inf = torch.where(other, gap / diff.abs().sum(2), torch.inf).amin(1)
-    d_2 = torch.where(other, gap / diff.norm(dim=2), torch.inf).amin(1)
-    return lin, x, y, d_inf, d_2
 
 
 def test_p_schedule_halves_at_the_papers_iterations_rescaled_to_the_budget():
@@ -83,7 +52,7 @@ def test_l2_bump_has_unit_norm_and_opposite_halves():
 @settings(max_examples=8)
 @given(seed=st.integers(0, 1000), lo=st.sampled_from([0.0, -1.0]), channels=st.sampled_from([1, 3]))
 def test_inside_ball_and_bounds_with_exact_query_accounting(kind, eps, seed, lo, channels):
-    model = Counting(Tiny(channels))
+    model = Counting(TinyConv(channels=channels))
     g = torch.Generator().manual_seed(seed)
     x = lo + (1 - lo) * torch.rand(4, channels, 8, 8, generator=g)
     y = torch.randint(0, 5, (4,), generator=g)
@@ -100,7 +69,7 @@ def test_inside_ball_and_bounds_with_exact_query_accounting(kind, eps, seed, lo,
 
 
 def test_samples_already_fooled_cost_only_the_contract_queries():
-    model = Tiny().eval()
+    model = TinyConv().eval()
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         wrong = (model(x).argmax(1) + 1) % 5
@@ -111,7 +80,7 @@ def test_samples_already_fooled_cost_only_the_contract_queries():
 
 @pytest.mark.parametrize("kind", [Linf, L2])
 def test_deterministic_under_generator(kind):
-    model = Tiny().eval()
+    model = TinyConv().eval()
     x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = model(x).argmax(1)
@@ -125,7 +94,8 @@ def test_deterministic_under_generator(kind):
 
 def test_linf_known_answer_on_a_linear_model():
     """Succeeds on every sample at 1.3x the exact minimal Linf distance, on none below it."""
-    lin, x, y, d_inf, _ = _linear_problem()
+    lin, x, y = linear_problem(12)
+    d_inf = exact_min_distance(lin, x, y, "linf")
     box = (-10.0, 10.0)
     eps = float(d_inf.max()) * 1.3
     res = Square(Linf(eps, bounds=box), queries=400)(lin, x, y)
@@ -135,7 +105,8 @@ def test_linf_known_answer_on_a_linear_model():
 
 
 def test_l2_known_answer_on_a_linear_model():
-    lin, x, y, _, d_2 = _linear_problem(seed=1)
+    lin, x, y = linear_problem(12, seed=1)
+    d_2 = exact_min_distance(lin, x, y, "l2")
     box = (-10.0, 10.0)
     res = Square(L2(float(d_2.max()) * 1.5, bounds=box), queries=600)(lin, x, y)
     assert res.success.float().mean() >= 0.9, res.success
@@ -144,7 +115,8 @@ def test_l2_known_answer_on_a_linear_model():
 
 
 def test_targeted_reaches_the_target_and_flat_and_1d_inputs_work():
-    lin, x, y, d_inf, _ = _linear_problem(n=6, seed=2)
+    lin, x, y = linear_problem(6, seed=2)
+    d_inf = exact_min_distance(lin, x, y, "linf")
     target = (y + 1) % 4
     res = Square(Linf(float(d_inf.max()) * 4, bounds=(-10, 10)), queries=400)(lin, x, y, target)
     assert res.success.float().mean() >= 5 / 6
@@ -157,7 +129,7 @@ def test_targeted_reaches_the_target_and_flat_and_1d_inputs_work():
 
 def test_as_strong_as_white_box_pgd_on_a_small_cnn():
     """Scores only, 200 queries: within one sample of PGD-50 x 3 restarts (measured: 13/16 vs 12/16)."""
-    model = Tiny(classes=10)
+    model = TinyConv(classes=10)
     x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         y = model(x).argmax(1)

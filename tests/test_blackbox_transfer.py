@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.helpers import fit, templates
 from torch import nn
 
 from advx.attacks.transfer import DIFGSM, MIFGSM, TIFGSM, Ensemble, gaussian_kernel, transfer_matrix
@@ -12,24 +13,12 @@ from advx.threat import L2, Linf
 
 def _data(n: int, seed: int):
     """Four classes of smooth 8x8 templates in noise: a task any small model learns in a second."""
-    g = torch.Generator().manual_seed(123)
-    tmpl = nn.functional.avg_pool2d(torch.randn(4, 1, 12, 12, generator=g), 5, 1)
-    tmpl = tmpl / tmpl.flatten(1).std(1)[:, None, None, None]
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 4, (n,), generator=g)
-    return (0.5 + 0.12 * tmpl[y] + 0.2 * torch.randn(n, 1, 8, 8, generator=g)).clamp(0, 1), y
+    return templates(n, seed, size=8, template_seed=123, noise=0.2)
 
 
 def _train(model: nn.Module, x, y, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(120):
-        b = torch.randint(0, len(x), (64,))
-        loss = nn.functional.cross_entropy(model(x[b]), y[b])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    return fit(model, x, y, steps=120)
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
+from tests.geometry import halfspace_distances
+from tests.helpers import WIDE
 from torch import nn
 
 from advx.attacks.cw import CarliniWagnerL2
 from advx.attacks.losses import margin
 from advx.threat import L2, Linf
-
-WIDE = (-10.0, 10.0)  # a box that never binds for inputs near 0
-
-
-
-def _halfspace_distances(model, x, y, p):
-    """(N, C): exact distance in norm p to the half-space {z_j >= z_y}; inf at j = y."""
-    w, b = model.linear.weight.detach().double(), model.linear.bias.detach().double()
-    z = x.double() @ w.T + b
-    a = w[y][:, None, :] - w[None, :, :]  # (N, C, D): w_y - w_j
-    dual = {2: 2, float("inf"): 1, 1: float("inf")}[p]
-    d = (z.gather(1, y[:, None]) - z) / a.norm(p=dual, dim=2)
-    return d.masked_fill(torch.nn.functional.one_hot(y, z.shape[1]).bool(), float("inf"))
 
 
 def _data(model, n=8, seed=0, min_dist=0.2):
@@ -33,7 +22,7 @@ def _data(model, n=8, seed=0, min_dist=0.2):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(64, model.linear.in_features, generator=g)
     y = model(x).argmax(1)
-    keep = _halfspace_distances(model, x, y, 2).min(1).values > min_dist
+    keep = halfspace_distances(model, x, y, 2).min(1).values > min_dist
     return x[keep][:n], y[keep][:n]
 
 
@@ -57,7 +46,7 @@ def test_untargeted_reaches_the_nearest_point_of_the_boundary_it_crosses(linear_
     attack = CarliniWagnerL2(L2(100.0, bounds=WIDE), steps=100, lr=2.5e-3)
     r = attack(linear_model, x, y)
     assert bool(r.success.all())
-    dist = _halfspace_distances(linear_model, x, y, 2)
+    dist = halfspace_distances(linear_model, x, y, 2)
     exact = dist.min(1).values
     assert bool((r.distance >= exact * 0.999).all())  # nothing beats the exact minimum
     # The C&W margin loss descends towards the runner-up class: a local minimum of its
@@ -93,7 +82,7 @@ def test_confidence_buys_a_margin_at_a_larger_distance(linear_model):
 def test_eps_is_the_budget(linear_model):
     x, y = _data(linear_model, n=4)
     free = CarliniWagnerL2(L2(100.0, bounds=WIDE), steps=60, lr=2.5e-3, binary_search_steps=6)(linear_model, x, y)
-    exact = _halfspace_distances(linear_model, x, y, 2).min(1).values.float()
+    exact = halfspace_distances(linear_model, x, y, 2).min(1).values.float()
     small = CarliniWagnerL2(L2(0.9 * exact.min().item(), bounds=WIDE), steps=60, lr=2.5e-3, binary_search_steps=3)
     r = small(linear_model, x, y)
     assert not bool(r.success.any())  # below the minimal distance nothing can succeed

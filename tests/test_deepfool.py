@@ -6,36 +6,20 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.geometry import boundary_norms, halfspace_distances
+from tests.helpers import WIDE, linear_points
 from torch import nn
 
 from advx.attacks.deepfool import DeepFool
 from advx.threat import L1, L2, Linf
 
-WIDE = (-10.0, 10.0)  # a box that never binds for inputs near 0
-
-
-
-def _halfspace(model, x, y, p):
-    """(N, C) exact distances in norm p to {z_j >= z_y} (inf at j = y), and ||w_y - w_j||_dual."""
-    w, b = model.linear.weight.detach().double(), model.linear.bias.detach().double()
-    z = x.double() @ w.T + b
-    a = (w[y][:, None, :] - w[None, :, :]).norm(p={2: 2, float("inf"): 1}[p], dim=2)
-    d = (z.gather(1, y[:, None]) - z) / a
-    return d.masked_fill(torch.nn.functional.one_hot(y, z.shape[1]).bool(), float("inf")), a
-
-
-def _data(model, n=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, model.linear.in_features, generator=g)
-    return x, model(x).argmax(1)
-
 
 @pytest.mark.parametrize("threat,p", [(L2(100.0, bounds=WIDE), 2), (Linf(100.0, bounds=WIDE), float("inf"))])
 @pytest.mark.parametrize("overshoot", [0.0, 0.02])
 def test_linear_model_exact_distance_in_one_step(linear_model, threat, p, overshoot):
-    x, y = _data(linear_model)
+    x, y = linear_points(linear_model, 16)
     r = DeepFool(threat, overshoot=overshoot)(linear_model, x, y)
-    dist, a = _halfspace(linear_model, x, y, p)
+    dist, a = halfspace_distances(linear_model, x, y, p), boundary_norms(linear_model, y, p)
     exact, j = dist.min(1)
     assert bool(r.success.all())
     assert bool((r.distance >= exact * 0.999).all())
@@ -48,9 +32,9 @@ def test_linear_model_exact_distance_in_one_step(linear_model, threat, p, oversh
 
 
 def test_candidates_limit_the_boundaries_considered(linear_model):
-    x, y = _data(linear_model)
+    x, y = linear_points(linear_model, 16)
     r = DeepFool(L2(100.0, bounds=WIDE), overshoot=0.0, candidates=2)(linear_model, x, y)
-    dist, _ = _halfspace(linear_model, x, y, 2)
+    dist = halfspace_distances(linear_model, x, y, 2)
     z = linear_model(x).detach()
     runner_up = z.scatter(1, y[:, None], -torch.inf).argmax(1)
     to_runner_up = dist.gather(1, runner_up[:, None]).squeeze(1)
@@ -61,7 +45,7 @@ def test_candidates_limit_the_boundaries_considered(linear_model):
 
 
 def test_targeted_call_is_refused(linear_model):
-    x, y = _data(linear_model, n=4)
+    x, y = linear_points(linear_model, 4)
     with pytest.raises(ValueError, match="target"):
         DeepFool(L2(1.0, bounds=WIDE))(linear_model, x, y, target=(y + 1) % 4)
 

@@ -6,34 +6,18 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.geometry import halfspace_distances
+from tests.helpers import WIDE, linear_points
 from torch import nn
 
 from advx.attacks.ead import EAD
 from advx.threat import L1, L2
 
-WIDE = (-10.0, 10.0)  # a box that never binds for inputs near 0
-
-
-
-def _l1_halfspace(model, x, y):
-    """(N, C): exact L1 distance to {z_j >= z_y}, (z_y - z_j) / ||w_y - w_j||_inf; inf at j = y."""
-    w, b = model.linear.weight.detach().double(), model.linear.bias.detach().double()
-    z = x.double() @ w.T + b
-    a = (w[y][:, None, :] - w[None, :, :]).abs().amax(dim=2)
-    d = (z.gather(1, y[:, None]) - z) / a
-    return d.masked_fill(torch.nn.functional.one_hot(y, z.shape[1]).bool(), float("inf"))
-
-
-def _data(model, n=12, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, model.linear.in_features, generator=g)
-    return x, model(x).argmax(1)
-
 
 def test_l1_distance_near_the_exact_minimum_and_sparse(linear_model):
-    x, y = _data(linear_model)
+    x, y = linear_points(linear_model, 12)
     out = {beta: EAD(L1(1000.0, bounds=WIDE), beta=beta, steps=100)(linear_model, x, y) for beta in (0.0, 0.01, 0.1)}
-    dist = _l1_halfspace(linear_model, x, y)
+    dist = halfspace_distances(linear_model, x, y, 1)
     exact = dist.min(1).values
     for beta, factor in ((0.01, 1.5), (0.1, 1.15)):
         r = out[beta]
@@ -51,7 +35,7 @@ def test_l1_distance_near_the_exact_minimum_and_sparse(linear_model):
 
 
 def test_decision_rules_choose_among_the_same_iterates(linear_model):
-    x, y = _data(linear_model, n=6)
+    x, y = linear_points(linear_model, 6)
     kw = dict(beta=0.05, steps=60, binary_search_steps=5)
     by_l1 = EAD(L1(1000.0, bounds=WIDE), decision_rule="L1", **kw)(linear_model, x, y)
     by_en = EAD(L1(1000.0, bounds=WIDE), decision_rule="EN", **kw)(linear_model, x, y)
@@ -67,15 +51,15 @@ def test_decision_rules_choose_among_the_same_iterates(linear_model):
 
 
 def test_eps_is_the_budget(linear_model):
-    x, y = _data(linear_model, n=4)
-    exact = _l1_halfspace(linear_model, x, y).min(1).values.float()
+    x, y = linear_points(linear_model, 4)
+    exact = halfspace_distances(linear_model, x, y, 1).min(1).values.float()
     r = EAD(L1(0.9 * exact.min().item(), bounds=WIDE), steps=40, binary_search_steps=3)(linear_model, x, y)
     assert not bool(r.success.any())
     assert bool((r.distance <= 0.9 * exact.min() + 1e-5).all())
 
 
 def test_targeted(linear_model):
-    x, y = _data(linear_model, n=6)
+    x, y = linear_points(linear_model, 6)
     t = (y + 2) % 4
     r = EAD(L1(1000.0, bounds=WIDE), beta=0.05, steps=80)(linear_model, x, y, t)
     assert bool(r.success.all())

@@ -8,6 +8,7 @@ import re
 
 import pytest
 import torch
+from tests.geometry import exact_min_distance
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext
@@ -16,18 +17,6 @@ from advx.evaluation import evaluate
 from advx.threat import Linf
 
 BOUNDS = (-10.0, 10.0)  # wide: the box never binds, so distances are the exact linear-model ones
-
-
-
-def _min_linf_distance(model, x: Tensor, y: Tensor) -> Tensor:
-    """Exact smallest Linf perturbation that changes the argmax of logits = W x + b."""
-    w, b = model.linear.weight, model.linear.bias
-    z = x @ w.T + b
-    gaps = z.gather(1, y[:, None]) - z  # (N, C) >= 0
-    dual = (w[y][:, None, :] - w[None]).abs().sum(2)  # ||w_y - w_j||_1
-    d = gaps / dual.clamp_min(1e-12)
-    d[torch.arange(len(y)), y] = torch.inf
-    return d.amin(1)
 
 
 @pytest.fixture
@@ -42,7 +31,7 @@ def problem(linear_model):
 
 def test_robust_accuracy_equals_the_exact_answer_on_a_linear_model(problem):
     model, x, y = problem
-    d = _min_linf_distance(model, x, y)
+    d = exact_min_distance(model, x, y, "linf")
     eps = [0.02, 0.05, 0.1]
     near = torch.stack([((d - e).abs() / e) < 0.05 for e in eps]).any(0)
     keep = ~near  # points not within 5% of a radius
@@ -111,7 +100,7 @@ class ExactMinNorm(Attack):
 
 def test_minimum_norm_attack_runs_once_per_norm_and_serves_every_eps(problem):
     model, x, y = problem
-    d = _min_linf_distance(model, x, y)
+    d = exact_min_distance(model, x, y, "linf")
     eps = [0.03, 0.06, 0.12]
     keep = ~torch.stack([((d - e).abs() / e) < 0.01 for e in eps]).any(0)
     x, y, d = x[keep], y[keep], d[keep]

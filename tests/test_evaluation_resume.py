@@ -23,7 +23,6 @@ ARGS = ["evaluate", "--model", "test_evaluation_models:slow", "--data", "fashion
         "--checks", "gradients,randomness,monotone,convergence", "--probe-points", "2", "--no-progress"]
 
 
-
 def _env(delay: str = "0") -> dict[str, str]:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", ADVX_TEST_DELAY=delay,

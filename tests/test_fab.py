@@ -11,8 +11,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog, minimize
-from tests.conftest import LinearModel
-from tests.test_apgd import EPS, TinyMLP, _data, exact_distance, per_sample
+from tests.geometry import exact_distance
+from tests.helpers import EPS, TinyMLP, per_sample, tiny_data
 
 from advx.attacks.fab import FAB, FABT, project_hyperplane
 from advx.threat import L0, L1, L2, Linf
@@ -74,13 +74,6 @@ def test_projection_is_batched_row_by_row():
 
 
 # ------------------------------------------------------------ known answers
-@pytest.fixture(scope="module")
-def linear4():
-    model = LinearModel(20, 4, seed=1).eval()
-    x = torch.randn(40, 20, generator=torch.Generator().manual_seed(0)) * 0.5
-    return model, x, model(x).argmax(1)
-
-
 @pytest.mark.parametrize("kind", [Linf, L2, L1])
 def test_fab_finds_the_exact_minimal_distance_of_a_linear_model(linear4, kind):
     """The boundaries are hyperplanes, so FAB's projection lands on the nearest one (plus the
@@ -121,7 +114,7 @@ CASES = [(cls, kind) for cls in (FAB, FABT) for kind in (Linf, L2, L1)]
 def test_inside_ball_and_bounds_deterministic_and_model_untouched(cls, kind, seed, scale):
     model = TinyMLP().train()
     params = [p.detach().clone() for p in model.parameters()]
-    x, y = _data(seed)
+    x, y = tiny_data(seed)
     threat = kind(EPS[kind] * scale)
     attack = cls(threat, steps=5, restarts=2)
     with warnings.catch_warnings():
@@ -141,7 +134,7 @@ def test_inside_ball_and_bounds_deterministic_and_model_untouched(cls, kind, see
 @pytest.mark.parametrize("cls", [FAB, FABT])
 def test_eps_zero_returns_x_and_fooled_samples_cost_nothing(cls):
     model = TinyMLP().eval()
-    x, _ = _data(2, n=8)
+    x, _ = tiny_data(2, n=8)
     with torch.no_grad():
         y = model(x).argmax(1)
     y[:3] = (y[:3] + 1) % 5

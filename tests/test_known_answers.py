@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import LinearModel
-from tests.geometry import exact_min_distance
+from tests.geometry import exact_min_distance, halfspace_distances
+from tests.helpers import LinearModel
 
 from advx.attacks import PGD
 from advx.threat import L1, L2, Linf
@@ -18,21 +18,9 @@ WIDE = (-50.0, 50.0)  # a box that never binds near x
 
 
 @pytest.fixture(scope="module")
-def problem():
-    model = LinearModel(20, 4, seed=1).eval()
-    x = torch.randn(16, 20, generator=torch.Generator().manual_seed(0)) * 0.5
-    y = model(x).argmax(1)  # clean accuracy 100% by construction
-    return model, x, y
-
-
-def _nearest_class(model, x, y, norm):
-    """The class j whose decision boundary with y is closest (the argmin of the closed form)."""
-    from tests.geometry import DUAL
-
-    w, b = model.linear.weight, model.linear.bias
-    z = x @ w.T + b
-    d = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None]).norm(p=DUAL[norm], dim=2).clamp_min(1e-12)
-    return d.scatter(1, y[:, None], float("inf")).argmin(1)
+def problem(linear4):
+    model, x, y = linear4  # labels are the predictions: clean accuracy 100% by construction
+    return model, x[:16], y[:16]
 
 
 @pytest.mark.parametrize("kind,norm", [(Linf, "linf"), (L2, "l2"), (L1, "l1")])
@@ -45,7 +33,7 @@ def test_pgd_succeeds_just_above_and_fails_just_below_the_exact_distance(problem
     model, x, y = problem
     with torch.no_grad():
         exact = exact_min_distance(model, x, y, norm)
-        nearest = _nearest_class(model, x, y, norm)
+        nearest = halfspace_distances(model, x, y, norm).argmin(1)  # the class whose boundary is closest
     for factor, expect in ((1.05, True), (0.95, False)):
         targeted, untargeted = [], []
         for i in range(len(x)):  # per-sample eps: each at its own exact distance

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import SmallCNN
+from tests.helpers import SmallCNN
 
 from advx.attacks import PGD
 from advx.data import load
