@@ -143,8 +143,8 @@ def _curve_png(results: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     ax.plot(results["curve"]["radii"], results["curve"]["certified_accuracy"], color="#2563eb")
     ax.axvline(results["max_certifiable_radius"], color="#9ca3af", ls="--", lw=1)
-    ax.text(results["max_certifiable_radius"], 0.02, " largest certifiable radius", color="#6b7280", fontsize=8,
-            rotation=90, va="bottom")
+    ax.annotate("largest certifiable radius", (results["max_certifiable_radius"], 0.98), xytext=(4, 0),
+                textcoords="offset points", color="#6b7280", fontsize=8, rotation=90, va="top")
     ax.set_xlabel("L2 radius")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(0, 1)
