@@ -17,6 +17,11 @@ largest radius asked for that norm; the rows for smaller radii project those
 adversarial inputs into the smaller ball and judge them again with the model
 (one forward pass), which is what running the attack at each radius would give
 for an attack that returns the smallest adversarial perturbation it finds.
+
+``target=`` (``advx attack --target``) makes every run targeted at the same
+per-sample classes (:class:`advx.targets.Targeting`: random, least-likely or one
+class); a sample whose label is its target is not attacked, and success means
+reaching the target.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, is_adversarial
 from advx.model import attack_mode
+from advx.targets import NOT_ATTACKED, Targeting
 from advx.threat import Threat
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "build_attack",
     "load_data",
+    "require_targetable",
     "run_experiment",
 ]
 
@@ -76,6 +83,8 @@ class AttackEntry:
     #: the common ``steps``/``restarts`` settings reach only the iterative loss-maximising attacks;
     #: minimum-norm attacks keep their own defaults (their "steps" mean something else)
     common: tuple[str, ...] = ("steps", "restarts")
+    #: the attack accepts ``target=`` (False: untargeted only)
+    targeted: bool = True
 
 
 _LP = ("linf", "l2", "l1", "db")
@@ -91,7 +100,8 @@ ATTACKS: dict[str, AttackEntry] = {
     "cw": AttackEntry("advx.attacks.cw", "CarliniWagnerL2", ("l2",), "Carlini & Wagner L2 (2017), minimum norm",
                       common=()),
     "deepfool": AttackEntry("advx.attacks.deepfool", "DeepFool", ("l2", "linf"),
-                            "DeepFool (Moosavi-Dezfooli et al. 2016), minimum norm", common=()),
+                            "DeepFool (Moosavi-Dezfooli et al. 2016), minimum norm", common=(),
+                            targeted=False),
     "jsma": AttackEntry("advx.attacks.jsma", "JSMA", ("l0",), "saliency map attack (Papernot et al. 2016)",
                         common=()),
     "ead": AttackEntry("advx.attacks.ead", "EAD", ("l1",), "elastic-net attack (Chen et al. 2018), minimum L1",
@@ -103,6 +113,16 @@ ATTACKS: dict[str, AttackEntry] = {
     "square": AttackEntry("advx.attacks.square", "Square", ("linf", "l2"),
                           "score-based random search, 5000 queries (Andriushchenko et al. 2020)", common=("restarts",)),
 }
+
+
+def require_targetable(names: Sequence[str]) -> None:
+    """Refuse (ValueError naming it) an attack among ``names`` that cannot be targeted."""
+    for name in names:
+        entry = ATTACKS.get(name.strip().lower())
+        if entry is not None and not entry.targeted:
+            ok = ", ".join(a for a, e in ATTACKS.items() if e.targeted)
+            raise ValueError(f"--target: attack {name!r} ({entry.cls}) is untargeted only; drop --target or "
+                             f"use a targetable attack ({ok})")
 
 
 def build_attack(
@@ -247,21 +267,28 @@ class RunResult:
     #: run_id of the run whose adversarial inputs this row reuses (minimum-norm attacks), else None
     shared_with: str | None = None
 
-    def metrics(self, y: Tensor, clean_correct: Tensor) -> dict[str, Any]:
-        """The summary numbers of this row (definitions in docs/results-schema.md)."""
+    def metrics(self, y: Tensor, clean_correct: Tensor, attacked: Tensor | None = None) -> dict[str, Any]:
+        """The summary numbers of this row (definitions in docs/results-schema.md).
+
+        ``attacked`` (targeted runs): the samples with a target; the others are left
+        out of the success rate. ``success`` is the attack's criterion (targeted:
+        the target was reached).
+        """
         n = len(y)
         robust = self.logits.argmax(1) == y
-        fooled = self.success & clean_correct
+        attacked = clean_correct if attacked is None else clean_correct & attacked
+        fooled = self.success & attacked
         dist = self.distance[fooled].double()
-        n_correct = int(clean_correct.sum())
+        n_correct, n_attacked = int(clean_correct.sum()), int(attacked.sum())
         return {
             "n": n,
             "n_clean_correct": n_correct,
+            "n_attacked": n_attacked,
             "n_robust": int(robust.sum()),
             "n_fooled": int(fooled.sum()),
             "clean_accuracy": _ratio(n_correct, n),
             "robust_accuracy": _ratio(int(robust.sum()), n),
-            "attack_success_rate": _ratio(int(fooled.sum()), n_correct),
+            "attack_success_rate": _ratio(int(fooled.sum()), n_attacked),
             "median_distance": float(dist.median()) if len(dist) else None,
             "mean_distance": float(dist.mean()) if len(dist) else None,
             "max_distance": float(dist.max()) if len(dist) else None,
@@ -290,14 +317,39 @@ class Experiment:
     model: dict[str, Any]
     settings: dict[str, Any]
     time_s: float = 0.0
+    #: targeted experiments: how the targets were chosen, and the (N,) targets (-1: not attacked)
+    targeting: Targeting | None = None
+    targets: Tensor | None = None
 
     @property
     def clean_correct(self) -> Tensor:
         return self.clean_logits.argmax(1) == self.y
 
+    @property
+    def attacked(self) -> Tensor:
+        """(N,) bool: the samples the attacks worked on (targeted: those whose label is not the target)."""
+        return torch.ones_like(self.y, dtype=torch.bool) if self.targets is None else self.targets != NOT_ATTACKED
+
+    def targeting_record(self) -> dict[str, Any] | None:
+        """results.json's ``targeting``: null for an untargeted experiment."""
+        if self.targeting is None or self.targets is None:
+            return None
+        t, seed = self.targeting, int(self.settings.get("seed", 0))
+        excluded = int((self.targets == NOT_ATTACKED).sum())
+        return {
+            "mode": t.mode,
+            "class": t.cls,
+            "class_name": self._name(t.cls) if t.cls is not None else None,
+            "seed": seed if t.mode == "random" else None,
+            "description": t.describe(self.classes, excluded, seed),
+            "n_not_attacked": excluded,
+            "targets": [None if v == NOT_ATTACKED else v for v in self.targets.tolist()],
+        }
+
     def results(self, command: str | None = None, n_examples: int = 8) -> dict[str, Any]:
         """The results.json document (every number the report shows)."""
-        correct = self.clean_correct
+        correct, attacked = self.clean_correct, self.attacked
+        targeted = self.targets is not None
         runs = []
         for r in self.runs:
             runs.append({
@@ -307,8 +359,10 @@ class Experiment:
                 "threat": {"norm": r.threat.norm_name, "eps": r.threat.eps, "repr": repr(r.threat)},
                 "minimum_norm": r.minimum_norm,
                 "shared_with": r.shared_with,
-                "metrics": r.metrics(self.y, correct),
-                "curve": self._curve(r, correct) if r.minimum_norm and r.shared_with is None else None,
+                "metrics": r.metrics(self.y, correct, attacked),
+                # a targeted run's distances say when the target was reached, not when the label changed
+                "curve": self._curve(r, correct) if r.minimum_norm and r.shared_with is None and not targeted
+                else None,
             })
         return {
             "schema_version": SCHEMA_VERSION,
@@ -318,6 +372,7 @@ class Experiment:
             "model": self.model,
             "data": self.data,
             "settings": self.settings,
+            "targeting": self.targeting_record(),
             "clean": {
                 "n": len(self.y),
                 "n_correct": int(correct.sum()),
@@ -355,8 +410,8 @@ class Experiment:
         return out
 
     def _examples(self, runs: list[dict[str, Any]], n_examples: int) -> list[dict[str, Any]]:
-        """A few clean-correct samples (one per class in turn), shown under each attack."""
-        idx = pick_examples(self.y, self.clean_correct, n_examples)
+        """A few clean-correct (and attacked) samples, one per class in turn, shown under each attack."""
+        idx = pick_examples(self.y, self.clean_correct & self.attacked, n_examples)
         probs = self.clean_logits.softmax(1)
         shown = {}  # attack -> run index shown
         for i, run in enumerate(runs):
@@ -375,6 +430,8 @@ class Experiment:
                     "index": j,
                     "label": int(self.y[j]),
                     "label_name": self._name(int(self.y[j])),
+                    "target": None if self.targets is None else int(self.targets[j]),
+                    "target_name": None if self.targets is None else self._name(int(self.targets[j])),
                     "clean_pred": int(probs[j].argmax()),
                     "clean_pred_name": self._name(int(probs[j].argmax())),
                     "clean_confidence": float(probs[j].max()),
@@ -393,6 +450,8 @@ class Experiment:
     def tensors(self) -> dict[str, Tensor]:
         """What adversarial.safetensors holds."""
         t = {"x": self.x, "y": self.y, "clean_logits": self.clean_logits}
+        if self.targets is not None:
+            t["target"] = self.targets
         for r in self.runs:
             for k in ("x_adv", "success", "distance", "logits", "queries", "gradients"):
                 t[f"{r.run_id}/{k}"] = getattr(r, k)
@@ -489,6 +548,7 @@ def run_experiment(
     progress: ProgressFn | None = None,
     model_meta: dict[str, Any] | None = None,
     data_meta: dict[str, Any] | None = None,
+    target: str | int | Targeting | None = None,
 ) -> Experiment:
     """Run each attack of ``jobs`` = [(name, [threat, ...]), ...] on ``data`` (x, y, classes, ...).
 
@@ -496,9 +556,17 @@ def run_experiment(
     so results are deterministic for a given batch size. ``progress(label, done, total)``
     is called after each batch. ``attack_options`` maps an attack name to extra
     constructor arguments.
+
+    ``target`` (``"random"``, ``"least-likely"`` or a class index; see
+    :mod:`advx.targets`) makes every run targeted at the same per-sample classes;
+    samples whose label is their target are not attacked (x_adv = x, no success,
+    no cost) and left out of the success rate.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    targeting = Targeting.parse(target)
+    if targeting is not None:
+        require_targetable([name for name, _ in jobs])
     device = torch.device(device)
     x = data.x.to(device)
     y = data.y.to(device)
@@ -508,6 +576,7 @@ def run_experiment(
     attack_options = attack_options or {}
     start = time.perf_counter()
     clean_logits = _logits(model, x, batch_size)
+    targets = None if targeting is None else targeting.targets(y, clean_logits, seed)
     runs: list[RunResult] = []
     seen: set[str] = set()
     for name, threats in jobs:
@@ -517,10 +586,12 @@ def run_experiment(
         opts = attack_options.get(name)
         built = [build_attack(name, t, steps=steps, restarts=restarts, seed=seed, options=opts) for t in threats]
         if getattr(built[0], "minimum_norm", False) and len(threats) > 1:
-            runs += _run_minimum_norm(name, built, model, x, y, clean_logits, batch_size, seed, progress, seen)
+            runs += _run_minimum_norm(name, built, model, x, y, targets, clean_logits, batch_size, seed, progress,
+                                      seen)
         else:
             for attack in built:
-                runs.append(_run_one(name, attack, model, x, y, batch_size, seed, progress, seen))
+                runs.append(_run_one(name, attack, model, x, y, targets, clean_logits, batch_size, seed, progress,
+                                     seen))
     meta = dict(data_meta or {})
     meta.setdefault("name", getattr(data, "name", None))
     meta.setdefault("source", getattr(data, "source", None))
@@ -533,6 +604,7 @@ def run_experiment(
     return Experiment(
         x=x.cpu(), y=y.cpu(), clean_logits=clean_logits.cpu(), runs=runs, classes=list(meta["classes"]),
         data=meta, model=dict(model_meta or {}), settings=settings, time_s=time.perf_counter() - start,
+        targeting=targeting, targets=None if targets is None else targets.cpu(),
     )
 
 
@@ -560,29 +632,53 @@ def attack_repr(attack: Attack) -> str:
     return re.sub(r"<function ([\w.<>]+) at 0x[0-9a-fA-F]+>", r"\1", repr(attack))
 
 
-def _run_one(name, attack: Attack, model, x, y, batch_size, seed, progress, seen) -> RunResult:
+_FIELDS = ("x_adv", "success", "distance", "queries", "gradients", "logits")
+
+
+def _attack_batch(attack: Attack, model, x: Tensor, y: Tensor, target: Tensor | None, clean_logits: Tensor,
+                  generator: torch.Generator) -> dict[str, Tensor]:
+    """One batch; with targets, only the rows that have one are attacked (the others keep x, at no cost)."""
+    if target is None:
+        res = attack(model, x, y, generator=generator)
+        return {k: getattr(res, k) for k in _FIELDS}
+    rows = (target != NOT_ATTACKED).nonzero().squeeze(1)
+    out = {"x_adv": x.clone(), "success": torch.zeros(len(x), dtype=torch.bool, device=x.device),
+           "distance": torch.zeros(len(x), dtype=x.dtype, device=x.device),
+           "queries": torch.zeros(len(x), dtype=torch.long, device=x.device),
+           "gradients": torch.zeros(len(x), dtype=torch.long, device=x.device), "logits": clean_logits.clone()}
+    if len(rows):
+        res = attack(model, x[rows], y[rows], target[rows], generator=generator)
+        for k in _FIELDS:
+            out[k] = out[k].to(getattr(res, k).dtype)
+            out[k][rows] = getattr(res, k)
+    return out
+
+
+def _run_one(name, attack: Attack, model, x, y, targets, clean_logits, batch_size, seed, progress,
+             seen) -> RunResult:
     rid = _run_id(name, attack.threat, seen)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     parts = []
     t0 = time.perf_counter()
     for i in range(0, len(x), batch_size):
-        parts.append(attack(model, x[i:i + batch_size], y[i:i + batch_size], generator=generator))
+        b = slice(i, i + batch_size)
+        parts.append(_attack_batch(attack, model, x[b], y[b], None if targets is None else targets[b],
+                                   clean_logits[b], generator))
         if progress is not None:
             progress(rid, min(i + batch_size, len(x)), len(x))
     elapsed = time.perf_counter() - t0
-    cat = {k: torch.cat([getattr(p, k) for p in parts]) for k in ("x_adv", "success", "distance", "queries",
-                                                                 "gradients", "logits")}
+    cat = {k: torch.cat([p[k] for p in parts]) for k in _FIELDS}
     log.debug("%s: %.1f s", rid, elapsed)
     return RunResult(rid, name, attack_repr(attack), attack.threat, time_s=elapsed,
                      minimum_norm=bool(getattr(attack, "minimum_norm", False)), **cat)
 
 
-def _run_minimum_norm(name, built: list[Attack], model, x, y, clean_logits, batch_size, seed, progress,
+def _run_minimum_norm(name, built: list[Attack], model, x, y, targets, clean_logits, batch_size, seed, progress,
                       seen) -> list[RunResult]:
     """Run once at the largest radius; derive the smaller radii by projection and a fresh judgement."""
     largest = max(built, key=lambda a: a.threat.eps)
-    base = _run_one(name, largest, model, x, y, batch_size, seed, progress, seen)
-    clean_wrong = clean_logits.argmax(1) != y
+    base = _run_one(name, largest, model, x, y, targets, clean_logits, batch_size, seed, progress, seen)
+    clean_success = is_adversarial(clean_logits, y, targets)  # a target of -1 is never reached
     out = []
     for attack in built:
         if attack is largest:
@@ -592,8 +688,8 @@ def _run_minimum_norm(name, built: list[Attack], model, x, y, clean_logits, batc
         t0 = time.perf_counter()
         x_adv = t.project(base.x_adv, x)
         logits = _logits(model, x_adv, batch_size)
-        success = is_adversarial(logits, y, None)
-        keep = clean_wrong & ~success  # as the attack base does: never worse than the clean input
+        success = is_adversarial(logits, y, targets)
+        keep = clean_success & ~success  # as the attack base does: never worse than the clean input
         x_adv[keep], logits[keep], success[keep] = x[keep], clean_logits[keep], True
         out.append(RunResult(
             _run_id(name, t, seen), name, attack_repr(attack), t, x_adv=x_adv, success=success,

@@ -74,6 +74,9 @@ def print_summary(results: dict[str, Any], console=None) -> None:
     console.print(table)
     if any(r["shared_with"] for r in results["runs"]):
         console.print("* minimum-norm attack run once at the largest radius; smaller radii reuse that run")
+    if results.get("targeting"):
+        console.print(f"targeted ({results['targeting']['description']}): success rate = reached the target",
+                      highlight=False)
     console.print(f"data: {data.get('source')}", highlight=False)
 
 
@@ -134,7 +137,7 @@ def _jsonable(d: Any) -> Any:
 def run_and_save(*, model: str, data: str, split: str, jobs, n: int | None, steps: int | None,
                  restarts: int | None, batch_size: int, seed: int, device: str, out: Path, command: str,
                  examples: int = 8, report: bool = True, attack_options: dict | None = None,
-                 quiet: bool = False) -> dict[str, Any]:
+                 quiet: bool = False, target: str | None = None) -> dict[str, Any]:
     """Load, attack, save; returns results.json's content (shared by ``attack`` and ``demo``)."""
     import json  # noqa: PLC0415
 
@@ -147,7 +150,7 @@ def run_and_save(*, model: str, data: str, split: str, jobs, n: int | None, step
     with _Progress(enabled=not quiet) as progress:
         exp = run_experiment(net, ds, jobs, steps=steps, restarts=restarts, batch_size=batch_size, seed=seed,
                              device=device, progress=progress, model_meta=model_meta, data_meta=data_meta,
-                             attack_options=attack_options)
+                             attack_options=attack_options, target=target)
     paths = exp.save(out, command=command, n_examples=examples, report=report)
     return json.loads(paths["results"].read_text())
 
@@ -157,11 +160,15 @@ Examples:
   advx attack --model fmnist-cnn --data fashion-mnist --attack pgd --threat linf:0.1 --n 1000 --out runs/x
   advx attack --model fmnist-cnn --data fashion-mnist --attack fgsm,pgd --threat linf:0.05,0.1,0.2 --n 500
   advx attack --model mymodel.safetensors --data my_data.npz --attack cw --threat l2:1.0,2.0 --n 200
+  advx attack --model fmnist-cnn --data fashion-mnist --attack pgd,cw --threat l2:1,2 --target least-likely -n 200
 
 \b
 Attacks: fgsm, pgd, bim, apgd-ce, apgd-t (L∞/L2/L1); cw (L2); deepfool (L2/L∞); jsma (L0); ead (L1);
 fab, fab-t (L∞/L2/L1, minimum norm); square (L∞/L2, black-box, scores only).
 Threats: NORM:EPS[,EPS...] with NORM in linf, l2, l1, l0 -- each radius is one row.
+--target: every attack aims at a class: random (seeded, never the label), least-likely (lowest clean logit)
+or a class index; success then means reaching it. Samples whose label is the target are not attacked
+and not counted in the success rate. deepfool is untargeted only.
 --model: a zoo name (fmnist-cnn, mnist-cnn), a .safetensors file with its JSON sidecar, a .pt2 archive,
 or module:function returning an nn.Module. --data: fashion-mnist, mnist, or a .safetensors/.npz file
 with tensors x (N, ...) in [0, 1] and integer labels y.
@@ -176,8 +183,10 @@ with tensors x (N, ...) in [0, 1] and integer labels y.
               help="Attack name(s), comma-separated or repeated.")
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--n", "-n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Number of samples (class-stratified, seeded).")
+@click.option("--target", "target", default=None, metavar="random|least-likely|CLASS",
+              help="Targeted attacks: random class, least-likely class, or a class index (default: untargeted).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations of pgd, bim, apgd-ce, apgd-t (default: theirs).")
 @click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts of pgd, apgd-ce, apgd-t (default: theirs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -190,13 +199,21 @@ with tensors x (N, ...) in [0, 1] and integer labels y.
 @click.option("--no-report", is_flag=True, help="Write results.json and the tensors only.")
 @click.pass_context
 def command(ctx: click.Context, model: str, data: str, split: str, attacks: tuple[str, ...], threats: tuple[str, ...],
-            n: int, steps: int | None, restarts: int | None, batch_size: int, seed: int, device: str, out: Path,
-            examples: int, no_report: bool) -> None:
+            n: int, target: str | None, steps: int | None, restarts: int | None, batch_size: int, seed: int,
+            device: str, out: Path, examples: int, no_report: bool) -> None:
     """Attack a model on real data; write adversarial examples, results.json and an HTML report."""
+    from advx.experiment import require_targetable  # noqa: PLC0415
+    from advx.targets import Targeting  # noqa: PLC0415
+
     jobs = parse_jobs(attacks, threats)
+    targeting = Targeting.parse(target)
+    if targeting is not None:
+        require_targetable([a for a, _ in jobs])
     argv = ["advx", "attack", "--model", model, "--data", data, "--split", split,
             "--attack", ",".join(a for a, _ in jobs), *[x for t in threats for x in ("--threat", t)],
             "--n", str(n)]
+    if targeting is not None:
+        argv += ["--target", targeting.spec]
     if steps is not None:
         argv += ["--steps", str(steps)]
     if restarts is not None:
@@ -205,7 +222,8 @@ def command(ctx: click.Context, model: str, data: str, split: str, attacks: tupl
     quiet = logging.getLogger().level > logging.INFO
     results = run_and_save(model=model, data=data, split=split, jobs=jobs, n=n, steps=steps, restarts=restarts,
                            batch_size=batch_size, seed=seed, device=device, out=out, command=shlex.join(argv),
-                           examples=examples, report=not no_report, quiet=quiet)
+                           examples=examples, report=not no_report, quiet=quiet,
+                           target=None if targeting is None else targeting.spec)
     print_summary(results)
     where = out / ("report.html" if not no_report else "results.json")
     click.echo(f"wrote {out}/adversarial.safetensors, {out}/results.json" + ("" if no_report else f", {where}"))
