@@ -11,6 +11,7 @@ import shlex
 import textwrap
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from advx.cli import main
@@ -55,6 +56,11 @@ BASE = ("attack", "--model", "fmnist-cnn", "--data", "fashion-mnist", "--n", "4"
     (("--threat", "l3:0.1"), "unknown norm 'l3'"),
     (("--threat", "linf:0.1", "--attack", "nope"), "--attack 'nope' is unknown"),
     (("--threat", "linf:0.1", "--attack", "cw"), "--attack cw supports l2"),
+    (("--threat", "linf:0.1", "--target", "12"), "--target 12: class index outside [0, 10)"),
+    (("--threat", "linf:0.1", "--target", "nope"), "--target 'nope': give random, least-likely or a class index"),
+    (("--threat", "linf:0.1", "--target", "-1"), "--target '-1': a class index must be >= 0"),
+    (("--threat", "l2:1", "--attack", "pgd,deepfool", "--target", "random"), "attack 'deepfool' (DeepFool) is "
+                                                                             "untargeted only"),
 ])
 def test_bad_usage_exits_2_with_one_line(capsys, args, needle):
     rc, out, err = cli(capsys, *BASE, *args)
@@ -133,3 +139,96 @@ def test_demo_runs_fgsm_pgd_and_cw_on_the_committed_model(capsys, tmp_path, monk
     assert [r["attack"] for r in results["runs"]] == ["fgsm"] * 3 + ["pgd"] * 3 + ["cw"] * 3
     assert results["clean"]["accuracy"] >= 0.75  # the committed model is a trained classifier
     assert f"report: {out_dir / 'report.html'}" in out
+
+
+# ------------------------------------------------------------------ --target
+def _targeted_run(capsys, tmp_path, model: str, target: str, attacks: str = "fgsm,pgd",
+                  threat: str = "linf:0.15") -> tuple[dict, dict, str]:
+    out_dir = tmp_path / f"target-{target}"
+    rc, out, err = cli(capsys, "attack", "--model", model, "--data", "fashion-mnist", "-n", "20",
+                       "--attack", attacks, "--threat", threat, "--steps", "10", "--target", target,
+                       "--batch-size", "8", "--out", str(out_dir))
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    return results, load_file(str(out_dir / "adversarial.safetensors")), out
+
+
+def _check_targeted_numbers(results: dict, t: dict, net) -> None:
+    """Success = argmax == target on the saved x_adv (judged again by the model); the rate counts attacked samples."""
+    y, target = t["y"], t["target"]
+    attacked = (t["clean_logits"].argmax(1) == y) & (target >= 0)
+    assert results["targeting"]["targets"] == [None if v < 0 else v for v in target.tolist()]
+    for r in results["runs"]:
+        rid, m = r["id"], r["metrics"]
+        with torch.no_grad():
+            pred = net(t[f"{rid}/x_adv"]).argmax(1)
+        assert torch.equal(pred, t[f"{rid}/logits"].argmax(1))
+        assert torch.equal(t[f"{rid}/success"], (pred == target) & (target >= 0)), rid
+        reached = int((t[f"{rid}/success"] & attacked).sum())
+        assert m["n_attacked"] == int(attacked.sum()) and m["n_fooled"] == reached
+        assert m["attack_success_rate"] == pytest.approx(reached / int(attacked.sum()))
+        assert m["robust_accuracy"] == pytest.approx((pred == y).float().mean().item())
+
+
+def test_random_target_run_reaches_its_targets(capsys, tmp_path, tiny_model):
+    results, t, out = _targeted_run(capsys, tmp_path, tiny_model, "random")
+    import advx_test_models  # the tiny_model fixture put it on sys.path
+
+    net = advx_test_models.linear()
+    y, target = t["y"], t["target"]
+    assert results["targeting"]["mode"] == "random" and results["targeting"]["n_not_attacked"] == 0
+    assert bool(((target >= 0) & (target < 10) & (target != y)).all())  # a real class, never the label
+    assert len(set(target.tolist())) > 3  # drawn, not one class
+    _check_targeted_numbers(results, t, net)
+    pgd = next(r for r in results["runs"] if r["attack"] == "pgd")["metrics"]
+    fgsm = next(r for r in results["runs"] if r["attack"] == "fgsm")["metrics"]
+    assert pgd["attack_success_rate"] > 0.5  # PGD reaches most targets
+    assert pgd["attack_success_rate"] >= fgsm["attack_success_rate"]
+    assert "--target random" in results["command"]
+    assert "targeted (random class ≠ label, seed 0)" in out
+    page = (tmp_path / "target-random" / "report.html").read_text()
+    assert 'id="targeting">targeted (random class ≠ label, seed 0)' in page
+
+
+def test_least_likely_targets_are_the_argmin_of_clean_logits(capsys, tmp_path):
+    from advx import zoo
+
+    results, t, _ = _targeted_run(capsys, tmp_path, "fmnist-cnn", "least-likely", attacks="fgsm")
+    net = zoo.load_model("fmnist-cnn").eval()
+    with torch.no_grad():
+        lowest = net(t["x"]).argmin(1)
+    assert torch.equal(t["target"], torch.where(lowest == t["y"], -1, lowest))
+    assert results["targeting"]["mode"] == "least-likely"
+    _check_targeted_numbers(results, t, net)
+
+
+def test_fixed_class_target_leaves_that_class_unattacked(capsys, tmp_path, tiny_model):
+    results, t, _ = _targeted_run(capsys, tmp_path, tiny_model, "3", attacks="pgd")
+    import advx_test_models
+
+    y, target = t["y"], t["target"]
+    own = y == 3
+    assert int(own.sum()) == 2  # the stratified subset holds two of each class
+    assert torch.equal(target, torch.where(own, -1, 3))
+    tg = results["targeting"]
+    assert (tg["mode"], tg["class"], tg["class_name"], tg["n_not_attacked"]) == ("class", 3, "Dress", 2)
+    assert "2 samples whose label is the target not attacked" in tg["description"]
+    rid = results["runs"][0]["id"]
+    assert torch.equal(t[f"{rid}/x_adv"][own], t["x"][own])  # not attacked: unchanged, no cost, no success
+    assert not bool(t[f"{rid}/success"][own].any()) and int(t[f"{rid}/queries"][own].sum()) == 0
+    _check_targeted_numbers(results, t, advx_test_models.linear())
+    assert results["runs"][0]["metrics"]["n_attacked"] == results["clean"]["n_correct"] - int(
+        (own & (t["clean_logits"].argmax(1) == y)).sum())
+
+
+def test_random_targets_are_seeded_and_never_the_label():
+    from advx.targets import Targeting
+
+    y = torch.arange(10).repeat(30)
+    logits = torch.zeros(len(y), 10)
+    random = Targeting.parse("random")
+    a, b, c = random.targets(y, logits, 0), random.targets(y, logits, 0), random.targets(y, logits, 1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert bool((a != y).all()) and bool(((a >= 0) & (a < 10)).all())
+    counts = torch.bincount(a, minlength=10)
+    assert int(counts.min()) > 10  # every other class gets drawn (300 draws, about 30 each)

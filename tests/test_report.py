@@ -406,3 +406,43 @@ def test_non_image_inputs_get_numbers_but_no_example_images(linear_model, tmp_pa
     assert len(results["examples"]) == 2 * 3 and 'class="examples"' in page
     for row in table_rows(results):
         assert row["cells"]["robust_accuracy"][1] in page
+
+
+def test_targeted_minimum_norm_run_judges_shared_radii_by_the_target(tmp_path):
+    """A fixed-class target through the shared C&W run: every row's success is argmax == target, class 3 untouched."""
+    model, data = _tiny_data()
+    jobs = [("cw", parse_threat("l2:0.5,3")), ("pgd", parse_threat("l2:3"))]
+    exp = run_experiment(model, data, jobs, steps=10, batch_size=10, seed=0, target=3,
+                         attack_options={"cw": {"steps": 30, "binary_search_steps": 4, "initial_const": 1.0}})
+    paths = exp.save(tmp_path, n_examples=4)
+    results = json.loads(paths["results"].read_text())
+    t = load_file(str(paths["adversarial"]))
+    own = t["y"] == 3
+    assert bool(own.any()) and torch.equal(t["target"], torch.where(own, -1, 3))
+    assert results["runs"][0]["shared_with"] == "cw-l2-3" and all(r["curve"] is None for r in results["runs"])
+    correct = t["clean_logits"].argmax(1) == t["y"]
+    for r in results["runs"]:
+        rid = r["id"]
+        with torch.no_grad():
+            pred = model(t[f"{rid}/x_adv"]).argmax(1)
+        assert torch.equal(t[f"{rid}/success"], (pred == 3) & ~own), rid
+        assert torch.equal(t[f"{rid}/x_adv"][own], t["x"][own])
+        attacked = correct & ~own
+        assert r["metrics"]["attack_success_rate"] == pytest.approx(
+            int((t[f"{rid}/success"] & attacked).sum()) / int(attacked.sum()))
+    rates = {r["id"]: r["metrics"]["attack_success_rate"] for r in results["runs"]}
+    assert rates["cw-l2-0.5"] <= rates["cw-l2-3"] and rates["cw-l2-3"] > 0  # a smaller ball reaches fewer targets
+    assert all(ex["target"] == 3 and ex["label"] != 3 for ex in results["examples"])
+    page = paths["report"].read_text()
+    assert 'id="targeting">targeted (class 3 “three”' in page and ">reached<" in page
+
+
+def test_untargeted_report_says_so(results, run_dir):
+    assert results["targeting"] is None
+    assert "targeted (" not in (run_dir / "report.html").read_text()
+
+
+def test_targeting_refuses_untargeted_attacks_before_running():
+    model, data = _tiny_data()
+    with pytest.raises(ValueError, match="'deepfool' \\(DeepFool\\) is untargeted only"):
+        run_experiment(model, data, [("deepfool", [L2(1.0)])], target="random")
