@@ -27,14 +27,14 @@ from torch import Tensor
 
 BoundLike = Union[float, Sequence[float], Tensor]
 
-__all__ = ["Threat", "Linf", "L2", "L1", "L0", "parse_threat"]
+__all__ = ["Threat", "Linf", "L2", "L1", "L0", "parse_threat", "per_sample"]
 
 
 def _flat(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1)
 
 
-def _per_sample(v: Tensor, like: Tensor) -> Tensor:
+def per_sample(v: Tensor, like: Tensor) -> Tensor:
     """Reshape a (N,) tensor to broadcast against a batch ``like``."""
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
@@ -157,11 +157,11 @@ class Linf(Threat):
         return _flat(delta).abs().amax(dim=1)
 
     def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
-        r = _per_sample(self.radius(x), x)
+        r = per_sample(self.radius(x), x)
         return self.clip(torch.maximum(torch.minimum(x_adv, x + r), x - r))
 
     def _sample_ball(self, x, generator):
-        return (2 * _rand(x.shape, x, generator) - 1) * _per_sample(self.radius(x), x)
+        return (2 * _rand(x.shape, x, generator) - 1) * per_sample(self.radius(x), x)
 
     def step(self, grad, x_adv=None):
         return grad.sign()
@@ -207,7 +207,7 @@ class L2(Threat):
             prev_rest = torch.where(j > 0, rest_d.gather(1, (j - 1).clamp_min(0)), dd.sum(1, keepdim=True))
             t = ((r2[idx].unsqueeze(1) - prev_c).clamp_min(0) / prev_rest.clamp_min(1e-30)).sqrt()
             t_star[idx] = t.squeeze(1).clamp(0, 1)
-        z = torch.where(_per_sample(t_star, x) >= 1, x_adv, x + _per_sample(t_star, x) * (x_adv - x))
+        z = torch.where(per_sample(t_star, x) >= 1, x_adv, x + per_sample(t_star, x) * (x_adv - x))
         return self.clip(z)  # rows inside the ball are only boxed: no rounding through x + (x_adv - x)
 
     def _sample_ball(self, x, generator):
@@ -215,10 +215,10 @@ class L2(Threat):
         g = g / _flat(g).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (x.dim() - 1)))
         dim = _flat(x).shape[1]
         u = _rand((x.shape[0],), x, generator).pow(1.0 / dim)
-        return g * _per_sample(u * self.radius(x), x)
+        return g * per_sample(u * self.radius(x), x)
 
     def step(self, grad, x_adv=None):
-        return grad / _per_sample(_flat(grad).norm(dim=1).clamp_min(1e-12), grad)
+        return grad / per_sample(_flat(grad).norm(dim=1).clamp_min(1e-12), grad)
 
 
 def _sum_relu(sorted_vals: Tensor, suffix: Tensor, q: Tensor) -> Tensor:
@@ -279,7 +279,7 @@ class L1(Threat):
             frac = ((g0 - ri) / (g0 - g1).clamp_min(1e-30)).clamp(0, 1)
             lam[idx] = (q0 + frac * (q1 - q0)).squeeze(1)
         u = torch.minimum((a - lam.unsqueeze(1)).clamp_min(0), b) * d.sign()
-        z = torch.where(_per_sample(over, x), x + u.reshape(x.shape), x_adv)
+        z = torch.where(per_sample(over, x), x + u.reshape(x.shape), x_adv)
         return self.clip(z)  # rows inside the ball are only boxed: no rounding through x + u
 
     def _sample_ball(self, x, generator):
@@ -343,7 +343,7 @@ class L0(Threat):
         return (d * keep).reshape(x.shape)
 
     def step(self, grad, x_adv=None):
-        return grad / _per_sample(_flat(grad).norm(dim=1).clamp_min(1e-12), grad)
+        return grad / per_sample(_flat(grad).norm(dim=1).clamp_min(1e-12), grad)
 
 
 _THREATS = {"linf": Linf, "l2": L2, "l1": L1, "l0": L0}

@@ -40,13 +40,9 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
 from advx.attacks.losses import LossFn, get_loss
-from advx.threat import L0, L1, Threat
+from advx.threat import L0, L1, Threat, per_sample
 
 __all__ = ["APGD", "APGDT", "checkpoints"]
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -148,9 +144,9 @@ class APGD(Attack):
             # --- the step to x_k+1
             xa, xs = s["x"], x0[act]
             if sparse:
-                x_new = threat.project(xa + _bcast(s["eta"], xa) * _sparse_step(threat, s["grad"], xa, s["frac"]), xs)
+                x_new = threat.project(xa + per_sample(s["eta"], xa) * _sparse_step(threat, s["grad"], xa, s["frac"]), xs)
             else:
-                z = threat.project(xa + _bcast(s["eta"], xa) * threat.step(s["grad"], xa), xs)
+                z = threat.project(xa + per_sample(s["eta"], xa) * threat.step(s["grad"], xa), xs)
                 a = 1.0 if k == 0 else self.momentum
                 x_new = threat.project(xa + a * (z - xa) + (1 - a) * (xa - s["prev"]), xs) if a < 1 else z
             s["prev"], s["x"] = xa, x_new
@@ -185,8 +181,8 @@ class APGD(Attack):
             s["eta"] = torch.where(flag, s["eta"] / 2, s["eta"])
             s["halved"], s["f_ckpt"] = flag, s["f_max"].clone()
         s["incr"] = torch.zeros_like(s["incr"])
-        s["x"] = torch.where(_bcast(flag, s["x"]), s["x_max"], s["x"])
-        s["grad"] = torch.where(_bcast(flag, s["x"]), s["g_max"], s["grad"])
+        s["x"] = torch.where(per_sample(flag, s["x"]), s["x_max"], s["x"])
+        s["grad"] = torch.where(per_sample(flag, s["x"]), s["g_max"], s["grad"])
         s["f"] = torch.where(flag, s["f_max"], s["f"])
 
 

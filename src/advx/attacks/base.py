@@ -22,7 +22,7 @@ from advx.threat import Threat
 
 __all__ = [
     "Attack", "AttackResult", "AttackContext", "is_adversarial",
-    "BestRuns", "best_of_restarts", "top_targets", "positive_int", "in_range",
+    "BestRuns", "best_of_restarts", "top_targets", "positive_int", "in_range", "as_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,18 @@ def _check_labels(y: Tensor, target: Tensor | None, num_classes: int) -> None:
 
 
 # ------------------------------------------------------------ shared by attacks
+def as_image(x: Tensor) -> Tensor:
+    """A (N, C, H, W) view of a batch: (N, D) -> (N, 1, 1, D), (N, C, L) -> (N, C, 1, L), extra dims folded into W.
+
+    Lets the square- and pixel-based black-box attacks treat vectors and signals as one-row images.
+    """
+    if x.dim() == 2:
+        return x[:, None, None, :]
+    if x.dim() == 3:
+        return x[:, :, None, :]
+    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
+
+
 def positive_int(name: str, value, minimum: int = 1, note: str = "") -> int:
     """``int(value)``, refused (ValueError naming ``name``) below ``minimum``."""
     try:

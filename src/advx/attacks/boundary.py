@@ -33,13 +33,9 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.hopskipjump import boundary_search, decision, find_starts, settle
-from advx.threat import L2, Threat
+from advx.threat import L2, Threat, per_sample
 
 __all__ = ["Boundary"]
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def _norm(t: Tensor) -> Tensor:
@@ -105,15 +101,15 @@ class Boundary(Attack):
             d = _norm(to_src)
             # 1. orthogonal step on the sphere of radius d around x
             eta = torch.randn(xc.shape, generator=g, device=g.device).to(xc)
-            eta = eta * _bcast(sph[act] * d / _norm(eta).clamp_min(1e-12), eta)
-            unit = to_src / _bcast(d.clamp_min(1e-12), to_src)
-            eta = eta - unit * _bcast((eta * unit).flatten(1).sum(1), eta)
+            eta = eta * per_sample(sph[act] * d / _norm(eta).clamp_min(1e-12), eta)
+            unit = to_src / per_sample(d.clamp_min(1e-12), to_src)
+            eta = eta - unit * per_sample((eta * unit).flatten(1).sum(1), eta)
             on_sphere = xc + eta
             back = on_sphere - xs
-            spherical = settle(threat, xs + back * _bcast(d / _norm(back).clamp_min(1e-12), back), xs)
+            spherical = settle(threat, xs + back * per_sample(d / _norm(back).clamp_min(1e-12), back), xs)
             # 2. source step towards x
             toward = xs - spherical
-            cand = settle(threat, spherical + toward * _bcast(src[act] * d / _norm(toward).clamp_min(1e-12), toward), xs)
+            cand = settle(threat, spherical + toward * per_sample(src[act] * d / _norm(toward).clamp_min(1e-12), toward), xs)
             both = decision(ctx, torch.cat([spherical, cand]), torch.cat([idx[act], idx[act]]))
             used[act] += 2
             adv_sph, adv = both[: len(act)], both[len(act):]

@@ -33,10 +33,6 @@ from advx.threat import L2
 __all__ = ["CarliniWagnerL2", "search_const", "reached"]
 
 
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
-
-
 def reached(ctx: AttackContext, logits: Tensor, idx: Tensor, confidence: float) -> Tensor:
     """Adversarial with a logit margin of at least ``confidence`` (kappa)."""
     y, target = ctx.labels(idx)

@@ -24,13 +24,9 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
-from advx.threat import L2, Linf
+from advx.threat import L2, Linf, per_sample
 
 __all__ = ["DeepFool"]
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 class DeepFool(Attack):
@@ -78,9 +74,9 @@ class DeepFool(Attack):
             w_l = grads[torch.arange(len(act)), best]
             n_l = w_norm.gather(1, best[:, None]).squeeze(1)
             if q == 2.0:
-                r = _bcast((f_l + 1e-4) / n_l.pow(2), w_l) * w_l
+                r = per_sample((f_l + 1e-4) / n_l.pow(2), w_l) * w_l
             else:
-                r = _bcast((f_l + 1e-4) / n_l, w_l) * w_l.sign()
+                r = per_sample((f_l + 1e-4) / n_l, w_l) * w_l.sign()
             r_tot[act] += r
             x_adv[act] = self.threat.clip(x[act] + (1 + self.overshoot) * r_tot[act])
         return x_adv

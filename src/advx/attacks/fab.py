@@ -31,15 +31,11 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, BestRuns, in_range, positive_int, top_targets
 from advx.attacks.losses import margin
-from advx.threat import L1, L2, Linf, Threat
+from advx.threat import L1, L2, Linf, Threat, per_sample
 
 __all__ = ["FAB", "FABT", "project_hyperplane"]
 
 _DUAL = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def project_hyperplane(p: Tensor, w: Tensor, r: Tensor, lo: Tensor, hi: Tensor, norm: str) -> Tensor:
@@ -133,7 +129,7 @@ class FAB(Attack):
         if random_start:  # a random point of the ball of radius min(eps, best) / 2
             rad = threat.radius(x0)
             scale = torch.where(rad > 0, torch.minimum(rad, best_dist) / (2 * rad.clamp_min(1e-30)), 0.0)
-            x_k = x0 + _bcast(scale, x0) * (threat.random_start(x0, ctx.generator) - x0)
+            x_k = x0 + per_sample(scale, x0) * (threat.random_start(x0, ctx.generator) - x0)
         x_best, d_best = x0.clone(), torch.full((n,), torch.inf, dtype=x0.dtype, device=x0.device)
         flat0 = x0.reshape(n, -1)
         for _ in range(self.steps):
@@ -151,7 +147,7 @@ class FAB(Attack):
                 dist = threat.norm(x_k - x0)  # in the units of radius(), also for relative threats
                 closer = adv & (dist < d_best)
                 x_best[closer], d_best[closer] = x_k[closer], dist[closer]
-                x_k = torch.where(_bcast(adv, x_k), x0 + self.beta * (x_k - x0), x_k)
+                x_k = torch.where(per_sample(adv, x_k), x0 + self.beta * (x_k - x0), x_k)
         return x_best, d_best
 
     def _boundary(self, ctx: AttackContext, x_k: Tensor, idx: Tensor, loss_target: Tensor | None):

@@ -36,13 +36,9 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
-from advx.threat import L2, Linf, Threat
+from advx.threat import L2, Linf, Threat, per_sample
 
 __all__ = ["HopSkipJump", "decision", "find_starts", "boundary_search", "settle"]
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def decision(ctx: AttackContext, z: Tensor, rows: Tensor, batch_size: int = 2048) -> Tensor:
@@ -127,9 +123,9 @@ def boundary_search(ctx: AttackContext, threat: Threat, idx: Tensor, x0: Tensor,
 
     def point(a: Tensor, rows: Tensor) -> Tensor:
         if linf:
-            r = _bcast(a, d[rows])
+            r = per_sample(a, d[rows])
             return settle(threat, x0[rows] + torch.maximum(torch.minimum(d[rows], r), -r), x0[rows])
-        return settle(threat, x0[rows] + _bcast(a, d[rows]) * d[rows], x0[rows])
+        return settle(threat, x0[rows] + per_sample(a, d[rows]) * d[rows], x0[rows])
 
     while True:
         act = ((high - low > threshold) & (used < budget)).nonzero().squeeze(1)
@@ -140,7 +136,7 @@ def boundary_search(ctx: AttackContext, threat: Threat, idx: Tensor, x0: Tensor,
         used[act] += 1
         high[act[adv]], low[act[~adv]] = mid[adv], mid[~adv]
     rows = torch.arange(len(x0), device=x0.device)
-    return torch.where(_bcast(high == start_high, x0), x_adv, point(high, rows)), used
+    return torch.where(per_sample(high == start_high, x0), x_adv, point(high, rows)), used
 
 
 class HopSkipJump(Attack):
@@ -213,7 +209,7 @@ class HopSkipJump(Attack):
                 delta = delta * (hi - lo).flatten().amax()
             v = self._estimate(ctx, idx[act], xt, per, delta)
             used[act] += per
-            update = v.sign() if self.linf else v / _bcast(v.flatten(1).norm(dim=1).clamp_min(1e-12), v)
+            update = v.sign() if self.linf else v / per_sample(v.flatten(1).norm(dim=1).clamp_min(1e-12), v)
             # 3. geometric step size search
             step = dist[act] / math.sqrt(t)
             cand, ok = xt.clone(), torch.zeros(len(act), dtype=torch.bool, device=x.device)
@@ -221,7 +217,7 @@ class HopSkipJump(Attack):
                 pend = (~ok & (used[act] < budget[act])).nonzero().squeeze(1)
                 if len(pend) == 0:
                     break
-                z = settle(threat, xt[pend] + _bcast(step[pend], update[pend]) * update[pend], x0a[pend])
+                z = settle(threat, xt[pend] + per_sample(step[pend], update[pend]) * update[pend], x0a[pend])
                 adv = decision(ctx, z, idx[act[pend]], self.batch_size)
                 used[act[pend]] += 1
                 cand[pend[adv]], ok[pend[adv]] = z[adv], True
@@ -256,15 +252,15 @@ class HopSkipJump(Attack):
                 u = torch.rand(shape, generator=g, device=g.device).to(xt) * 2 - 1
             else:
                 u = torch.randn(shape, generator=g, device=g.device).to(xt)
-            u = u / _bcast(u.flatten(1).norm(dim=1).clamp_min(1e-12), u)
+            u = u / per_sample(u.flatten(1).norm(dim=1).clamp_min(1e-12), u)
             base = xt[own]
-            z = self.threat.clip(base + _bcast(delta[own], u) * u)
-            u = (z - base) / _bcast(delta[own], u)  # the direction actually taken inside the box
+            z = self.threat.clip(base + per_sample(delta[own], u) * u)
+            u = (z - base) / per_sample(delta[own], u)  # the direction actually taken inside the box
             phi = decision(ctx, z, rows[own], self.batch_size).to(xt.dtype) * 2 - 1
-            phi_u.index_add_(0, own, _bcast(phi, u) * u)
+            phi_u.index_add_(0, own, per_sample(phi, u) * u)
             sum_u.index_add_(0, own, u)
             phi_sum.index_add_(0, own, phi)
         n = per.clamp_min(1).to(xt.dtype)
         mean = phi_sum / n
         mean = torch.where(mean.abs() == 1, torch.zeros_like(mean), mean)  # no baseline when all labels agree
-        return (phi_u - _bcast(mean, sum_u) * sum_u) / _bcast(n, phi_u)
+        return (phi_u - per_sample(mean, sum_u) * sum_u) / per_sample(n, phi_u)

@@ -21,13 +21,9 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, best_of_restarts, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
-from advx.threat import Threat
+from advx.threat import Threat, per_sample
 
 __all__ = ["PGD", "BIM"]
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 class PGD(Attack):
@@ -77,7 +73,7 @@ class PGD(Attack):
         """PGD on rows ``idx``; returns their chosen points, losses and success."""
         threat, x0 = self.threat, ctx.x[idx]
         y, target = ctx.labels(idx)
-        alpha = _bcast(self.rel_step_size * threat.radius(x0), x0)
+        alpha = per_sample(self.rel_step_size * threat.radius(x0), x0)
         x_adv = threat.random_start(x0, ctx.generator) if self.random_start else x0.clone()
         x_out = x0.clone()
         adv_out = torch.zeros(len(idx), dtype=torch.bool, device=x0.device)
@@ -101,7 +97,7 @@ class PGD(Attack):
                         break
             if g_mom is not None:
                 norm = grad.abs().reshape(len(grad), -1).sum(1).clamp_min(1e-12)
-                g_mom = self.momentum * g_mom + grad / _bcast(norm, grad)
+                g_mom = self.momentum * g_mom + grad / per_sample(norm, grad)
                 grad = g_mom
             x_adv = threat.project(x_adv + alpha[act] * threat.step(grad, x_adv), x0[act])
 

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, in_range, positive_int
+from advx.attacks.base import Attack, AttackContext, as_image, in_range, positive_int
 from advx.threat import L2, Linf, Threat
 
 __all__ = ["SimBA", "dct_matrix"]
@@ -44,14 +44,6 @@ def dct_matrix(n: int, dtype=torch.float32, device=None) -> Tensor:
     m = torch.cos(math.pi * (2 * i[None, :] + 1) * k / (2 * n)) * math.sqrt(2 / n)
     m[0] /= math.sqrt(2)
     return m.to(dtype=dtype, device=device)
-
-
-def _as_image(x: Tensor) -> Tensor:
-    if x.dim() == 2:
-        return x[:, None, None, :]
-    if x.dim() == 3:
-        return x[:, :, None, :]
-    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
 
 
 class SimBA(Attack):
@@ -111,7 +103,7 @@ class SimBA(Attack):
         if len(idx) == 0:
             return out
         x0 = x[idx]
-        img = _as_image(x0)
+        img = as_image(x0)
         shape = tuple(img.shape)
         n, c, h, w = shape
         eps = self.step if self.step is not None else (threat.eps if isinstance(threat, Linf) else 0.2)

@@ -36,9 +36,9 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, best_of_restarts, in_range, positive_int
+from advx.attacks.base import Attack, AttackContext, as_image, best_of_restarts, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
-from advx.threat import L2, Linf, Threat
+from advx.threat import L2, Linf, Threat, per_sample
 
 __all__ = ["Square", "p_schedule"]
 
@@ -50,18 +50,6 @@ def p_schedule(p_init: float, it: int, queries: int) -> float:
     t = int(it / queries * 10000)
     halvings = sum(t > h for h in _HALVINGS)
     return p_init / 2**halvings if t <= 10000 else p_init
-
-
-def _as_image(x: Tensor) -> Tensor:
-    if x.dim() == 2:
-        return x[:, None, None, :]
-    if x.dim() == 3:
-        return x[:, :, None, :]
-    return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 class _Draw:
@@ -150,7 +138,7 @@ class Square(Attack):
         threat, x0 = self.threat, ctx.x[idx]
         y, target = ctx.labels(idx)
         draw = _Draw(ctx.generator, x0)
-        img = _as_image(x0)
+        img = as_image(x0)
         eps = threat.radius(x0)
 
         def judge(z: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
@@ -167,7 +155,7 @@ class Square(Attack):
             if len(act) == 0:
                 break
             p = p_schedule(self.p_init, it, self.queries)
-            delta = _as_image(x_best[act] - x0[act]).clone()
+            delta = as_image(x_best[act] - x0[act]).clone()
             if self.l2:
                 x_new = self._step_l2(x0[act], delta, eps[act], p, draw)
             else:
@@ -192,23 +180,23 @@ class Square(Attack):
 
     def _init_linf(self, img: Tensor, eps: Tensor, draw: _Draw) -> Tensor:
         n, c, _, w = img.shape
-        return _bcast(eps, img) * draw.signs(n, c, 1, w).expand_as(img)
+        return per_sample(eps, img) * draw.signs(n, c, 1, w).expand_as(img)
 
     def _step_linf(self, x0: Tensor, x_best: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw) -> Tensor:
         n, c, h, w = delta.shape
         sh, sw = self._side(p, h, w)
         win = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
-        best_img = _as_image(x_best)
+        best_img = as_image(x_best)
         redo = torch.arange(n, device=x0.device)
         x_new = x_best.clone()
         for _ in range(10):  # resample the signs of windows the change would leave as they are
             d = delta[redo].clone()
             sub = tuple(t[redo] for t in win)
             sub = (torch.arange(len(redo), device=d.device)[:, None, None],) + sub[1:]
-            _put(d, sub, (_bcast(eps[redo], d) * draw.signs(len(redo), c, 1, 1)).expand(-1, -1, sh, sw))
+            _put(d, sub, (per_sample(eps[redo], d) * draw.signs(len(redo), c, 1, 1)).expand(-1, -1, sh, sw))
             cand = self.threat.project(x0[redo] + d.reshape(x0[redo].shape), x0[redo])
             x_new[redo] = cand
-            same = (_get(_as_image(cand), sub) - _get(best_img[redo], sub)).abs().lt(1e-7).flatten(1).all(1)
+            same = (_get(as_image(cand), sub) - _get(best_img[redo], sub)).abs().lt(1e-7).flatten(1).all(1)
             redo = redo[same]
             if len(redo) == 0:
                 break
@@ -227,7 +215,7 @@ class Square(Attack):
                 r, q = top + i * bh, left + j * bw
                 delta[:, :, r:r + bh, q:q + bw] += bump * draw.signs(n, c, 1, 1)
         norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return delta * _bcast(eps / norm, delta)
+        return delta * per_sample(eps / norm, delta)
 
     def _step_l2(self, x0: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw) -> Tensor:
         n, c, h, w = delta.shape
@@ -242,7 +230,7 @@ class Square(Attack):
         _put(mask, w2, torch.ones_like(in_w1))
         norm_w1 = in_w1.flatten(2).norm(dim=2)[..., None, None]  # (n, C, 1, 1)
         norm_union = (delta * mask).flatten(2).norm(dim=2)[..., None, None]
-        room = (_bcast(eps, delta) ** 2 - delta.flatten(1).pow(2).sum(1).reshape(-1, 1, 1, 1)).clamp_min(0)
+        room = (per_sample(eps, delta) ** 2 - delta.flatten(1).pow(2).sum(1).reshape(-1, 1, 1, 1)).clamp_min(0)
         budget = (room / c + norm_union**2).sqrt()
         bump = _bump(sh, sw, True, delta.dtype, delta.device)
         if sh == sw:  # a random orientation per sample
@@ -252,4 +240,4 @@ class Square(Attack):
         _put(delta, w2, torch.zeros_like(in_w1))
         _put(delta, w1, new)
         scale = eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return self.threat.project(x0 + (delta * _bcast(scale, delta)).reshape(x0.shape), x0)
+        return self.threat.project(x0 + (delta * per_sample(scale, delta)).reshape(x0.shape), x0)

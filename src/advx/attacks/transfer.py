@@ -35,13 +35,9 @@ from torch import Tensor, nn
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
 from advx.model import attack_mode, input_gradient
-from advx.threat import Threat
+from advx.threat import Threat, per_sample
 
 __all__ = ["MIFGSM", "DIFGSM", "TIFGSM", "Ensemble", "gaussian_kernel", "transfer_matrix"]
-
-
-def _bcast(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def gaussian_kernel(size: int, sigma: float | None = None) -> Tensor:
@@ -124,7 +120,7 @@ class MIFGSM(Attack):
         if (self.diversity_prob > 0 or self.kernel is not None) and x.dim() != 4:
             raise ValueError(f"x: DI and TI work on images (N, C, H, W), got shape {tuple(x.shape)}")
         y, target = ctx.labels()
-        alpha = _bcast(self.rel_step_size * threat.radius(x), x)
+        alpha = per_sample(self.rel_step_size * threat.radius(x), x)
         x_adv, momentum = x.clone(), torch.zeros_like(x)
         every = torch.arange(len(x), device=x.device)
         for _ in range(self.steps):
@@ -132,7 +128,7 @@ class MIFGSM(Attack):
             _, grad, _ = input_gradient(lambda z: ctx.model(self._diverse(z, g)), x_adv,
                                         lambda logits: self.loss(logits, y, target))
             grad = self._smooth(grad)
-            momentum = self.decay * momentum + grad / _bcast(grad.abs().flatten(1).sum(1).clamp_min(1e-12), grad)
+            momentum = self.decay * momentum + grad / per_sample(grad.abs().flatten(1).sum(1).clamp_min(1e-12), grad)
             x_adv = threat.project(x_adv + alpha * threat.step(momentum, x_adv), x)
         return x_adv
 

@@ -22,12 +22,9 @@ from torch import Tensor
 from advx.attacks.base import Attack, AttackContext
 from advx.attacks.losses import margin
 from advx.audio.threat import Decibels
+from advx.threat import per_sample
 
 __all__ = ["CarliniWagnerDB"]
-
-
-def _b(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 class CarliniWagnerDB(Attack):
@@ -66,8 +63,8 @@ class CarliniWagnerDB(Attack):
         threat: Decibels = self.threat
         x = ctx.x
         n = len(x)
-        peak = _b(x.reshape(n, -1).abs().amax(1).clamp_min(torch.finfo(x.dtype).tiny), x)
-        energy = _b(x.reshape(n, -1).pow(2).sum(1).clamp_min(torch.finfo(x.dtype).tiny), x)
+        peak = per_sample(x.reshape(n, -1).abs().amax(1).clamp_min(torch.finfo(x.dtype).tiny), x)
+        energy = per_sample(x.reshape(n, -1).pow(2).sum(1).clamp_min(torch.finfo(x.dtype).tiny), x)
         tau = torch.full((n,), threat.eps, dtype=torch.float64, device=x.device)
         delta = torch.zeros_like(x)
         m, v = torch.zeros_like(x), torch.zeros_like(x)
@@ -94,7 +91,7 @@ class CarliniWagnerDB(Attack):
             m[act] = b1 * m[act] + (1 - b1) * g
             v[act] = b2 * v[act] + (1 - b2) * g * g
             m_hat, v_hat = m[act] / (1 - b1**step), v[act] / (1 - b2**step)
-            lr = self.rel_lr * _b(tau[act], x).to(x.dtype) * peak[act]
+            lr = self.rel_lr * per_sample(tau[act], x).to(x.dtype) * peak[act]
             stepped = d - lr * m_hat / (v_hat.sqrt() + 1e-12)
             delta[act] = threat.project_ratio(x[act] + stepped, x[act], tau[act]) - x[act]
         lost = best_ratio == float("inf")

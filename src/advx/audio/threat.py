@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.threat import BoundLike, Linf, _flat, _per_sample
+from advx.threat import BoundLike, Linf, _flat, per_sample
 
 __all__ = ["Decibels", "db_x", "snr_db"]
 
@@ -103,7 +103,7 @@ class Decibels(Linf):
         """
         ratio = torch.as_tensor(ratio, dtype=torch.float64, device=x.device).reshape(-1).expand(x.shape[0])
         x64 = x.double()
-        r64 = _per_sample(_peak(x64) * ratio, x)
+        r64 = per_sample(_peak(x64) * ratio, x)
         d64 = torch.maximum(torch.minimum(x_adv.double() - x64, r64), -r64)
         z = self.clip((x64 + d64).to(x.dtype))
         z = torch.where((x_adv.double() - x64).abs() <= r64, self.clip(x_adv.to(x.dtype)), z)  # inside: unchanged
