@@ -181,3 +181,22 @@ def test_cli_knows_the_defenses_in_a_fresh_process(tmp_path):
             f"sys.exit(main(['train', '--out', {str(tmp_path / 'x.safetensors')!r}, '--defense', 'pgd']))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "needs --eps" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_cli_reports_clean_and_pgd_test_accuracy_each_epoch(tmp_path, monkeypatch, capsys):
+    from advx.defenses.training import pgd_accuracy
+
+    monkeypatch.setenv("ADVX_OFFLINE", "1")
+    out = tmp_path / "pgd.safetensors"
+    args = ["train", "--arch", "lenet", "--data", "mnist", "--epochs", "2", "--n-train", "256", "--eval-n", "48",
+            "--batch-size", "64", "--no-progress", "--defense", "pgd", "--eps", "0.2", "--steps", "2",
+            "--out", str(out)]
+    assert main(args) == 0
+    history = json.loads(out.with_suffix(".json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all("test_robust_accuracy" in h for h in history)
+    assert "PGD-10 test accuracy (eps 0.2, 48 points)" in capsys.readouterr().out
+    # the recorded figure is PGD-10 accuracy of the final weights on the same 48 test points
+    test = load("mnist", "test").subset(48, seed=0)
+    again = pgd_accuracy(load_model(out), test.x, test.y, Linf(0.2), steps=10, seed=0)
+    assert history[-1]["test_robust_accuracy"] == round(again, 4)
+    assert history[-1]["test_robust_accuracy"] <= history[-1]["test_accuracy"] + 1 / 48

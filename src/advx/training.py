@@ -280,12 +280,14 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
     total = steps * config.epochs
     bar = _progress(progress)
     task = bar.add_task("training", total=total, completed=start * steps) if bar else None
+    # accuracy on the batches as trained: on adversarial examples for adversarial objectives
+    acc_label = "adv acc" if getattr(objective, "adversarial", False) else "acc"
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
             generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
             order = torch.randperm(n, generator=generator)
-            loss_sum, correct = 0.0, 0
+            loss_sum, correct, seen = 0.0, 0, 0
             model.train()
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(_epoch_seed(config.seed, epoch) + 1)  # dropout and other global-RNG layers
@@ -309,8 +311,10 @@ def train(model: nn.Module, data: LabeledData | tuple[Tensor, Tensor], config: T
                     optimizer.step()
                     loss_sum += float(loss.detach()) * len(batch)
                     correct += int((logits.detach().argmax(1) == yb).sum())
+                    seen += len(batch)
                     if bar:
-                        bar.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs} loss {loss_sum / ((i * config.batch_size) + len(batch)):.3f}")
+                        bar.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs} loss "
+                                   f"{loss_sum / seen:.3f} {acc_label} {correct / seen:.3f}")
             if world > 1:  # the epoch's loss and accuracy over all ranks' shares
                 totals = torch.tensor([loss_sum, float(correct)], dtype=torch.float64, device=device)
                 torch.distributed.all_reduce(totals)

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import click
 
+#: defenses whose training accuracy is on adversarial examples; each epoch also reports PGD-10 test accuracy
+ADVERSARIAL = ("pgd", "fgsm-rs", "trades")
+ROBUST_EVAL_POINTS = 500  #: test points of that per-epoch robust accuracy
+
 log = logging.getLogger("advx.train")
 
 
@@ -121,7 +125,7 @@ def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, 
 
     from advx import data as advx_data
     from advx import zoo
-    from advx.defenses.training import OverfitGuard
+    from advx.defenses.training import OverfitGuard, RobustAccuracy
     from advx.training import TrainConfig, accuracy, train
 
     echo = click.echo if rank == 0 else (lambda *a, **k: None)
@@ -148,11 +152,21 @@ def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, 
     checkpoint = out.with_suffix(".ckpt.safetensors")
     guard_cb = OverfitGuard(model, *guard_xy, eps=eps, seed=seed) if guard_xy is not None else None
 
+    robust_cb = None
+    if defense in ADVERSARIAL and eval_data is not None and eps is not None:  # clean AND robust accuracy per epoch
+        n_rob = min(len(eval_data), ROBUST_EVAL_POINTS)
+        robust_cb = RobustAccuracy(model, eval_data.x[:n_rob], eval_data.y[:n_rob], eps=eps, steps=10, seed=seed)
+
     def on_epoch(stats) -> bool:
+        if robust_cb is not None:
+            robust_cb(stats)
         stop = guard_cb(stats) if guard_cb is not None else False
+        train_kind = "adversarial train accuracy" if defense in ADVERSARIAL else "train accuracy"
         test = "" if stats.test_accuracy is None else f", test accuracy {stats.test_accuracy:.4f}"
+        test_rob = stats.extra.get("test_robust_accuracy")
         rob = stats.extra.get("guard_robust_accuracy")
-        echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, train accuracy {stats.train_accuracy:.4f}{test}"
+        echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, {train_kind} {stats.train_accuracy:.4f}{test}"
+             + ("" if test_rob is None else f", PGD-10 test accuracy (eps {eps:g}, {n_rob} points) {test_rob:.4f}")
              + ("" if rob is None else f", PGD-5 accuracy on the guard batch {rob:.4f}"))
         return stop
 
@@ -193,7 +207,9 @@ def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, 
                                                 "stopped_at_epoch": guard_cb.stopped_at},
         "params": sum(p.numel() for p in model.parameters()), "train_seconds_this_run": round(seconds, 1),
         "history": [{"epoch": h.epoch, "loss": round(h.loss, 4), "train_accuracy": round(h.train_accuracy, 4),
-                     "test_accuracy": None if h.test_accuracy is None else round(h.test_accuracy, 4)}
+                     "test_accuracy": None if h.test_accuracy is None else round(h.test_accuracy, 4),
+                     **({"test_robust_accuracy": round(h.extra["test_robust_accuracy"], 4)}
+                        if "test_robust_accuracy" in h.extra else {})}
                     for h in history],
         "git_rev": zoo.git_revision(), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "device": str(device), "processes": _world_size(), "command": cmd,

@@ -38,11 +38,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from advx.attacks.base import positive_int
 from advx.model import input_gradient
 from advx.threat import Linf, Threat, parse_threat
 from advx.training import EpochStats, register_defense
 
-__all__ = ["PGDTraining", "FGSMRSTraining", "TRADES", "NoiseTraining", "OverfitGuard", "inner_maximize"]
+__all__ = ["PGDTraining", "FGSMRSTraining", "TRADES", "NoiseTraining", "OverfitGuard", "RobustAccuracy", "pgd_accuracy",
+           "inner_maximize"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,8 @@ class PGDTraining(_Warmup):
     (default 2.5 / steps, as in :class:`advx.attacks.PGD`), ``warmup`` (see :class:`_Warmup`).
     """
 
+    adversarial = True  #: the returned logits are on adversarial examples
+
     def __init__(self, eps: float | None = None, steps: int = 10, rel_step_size: float | None = None,
                  threat: Threat | str | None = None, warmup: float = 0.0):
         _Warmup.__init__(self, _threat(threat, eps), warmup)
@@ -145,6 +149,8 @@ class FGSMRSTraining(PGDTraining):
 
 class TRADES(_Warmup):
     """Zhang et al. (2019): CE(f(x), y) + beta * KL(f(x) || f(x')), x' = PGD-``steps`` on that KL."""
+
+    adversarial = True  #: the returned logits are f(x'), on the adversarial examples
 
     def __init__(self, eps: float | None = None, beta: float = 6.0, steps: int = 10,
                  rel_step_size: float | None = None, threat: Threat | str | None = None, warmup: float = 0.0):
@@ -187,6 +193,37 @@ class NoiseTraining:
         return F.cross_entropy(logits, y), logits
 
 
+def pgd_accuracy(model: nn.Module, x: Tensor, y: Tensor, threat: Threat, steps: int, seed: int = 0,
+                 batch_size: int = 500) -> float:
+    """Accuracy under PGD-``steps`` (cross-entropy, step 2.5 eps / steps, seeded random start), in eval mode."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        x_adv = inner_maximize(model, xb, lambda z, yb=yb: F.cross_entropy(z, yb, reduction="none"), threat,
+                               steps, 2.5 / steps, threat.random_start(xb, generator))
+        with torch.no_grad(), _eval_mode(model):
+            correct += int((model(x_adv).argmax(1) == yb).sum())
+    return correct / max(len(x), 1)
+
+
+class RobustAccuracy:
+    """An ``on_epoch`` callback that measures PGD-``steps`` accuracy on fixed test points after each epoch
+    and records it as ``stats.extra["test_robust_accuracy"]`` (it never stops training)."""
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, eps: float | None = None, steps: int = 10,
+                 threat: Threat | str | None = None, seed: int = 0):
+        self.model, self.x, self.y = model, x, y
+        self.threat = _threat(threat, eps)
+        self.steps, self.seed = positive_int("steps", steps), seed
+
+    def __call__(self, stats: EpochStats) -> bool:
+        stats.extra["test_robust_accuracy"] = pgd_accuracy(self.model, self.x, self.y, self.threat, self.steps,
+                                                           self.seed)
+        return False
+
+
 class OverfitGuard:
     """Early stopping against catastrophic overfitting (Wong et al. 2020, section 5.3): an ``on_epoch`` callback.
 
@@ -206,13 +243,7 @@ class OverfitGuard:
         self.stopped_at: int | None = None
 
     def robust_accuracy(self) -> float:
-        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
-        x, y = self.x.to(device), self.y.to(device)
-        generator = torch.Generator(device=device).manual_seed(self.seed)
-        x_adv = inner_maximize(self.model, x, lambda z: F.cross_entropy(z, y, reduction="none"), self.threat,
-                               self.steps, 2.5 / self.steps, self.threat.random_start(x, generator))
-        with torch.no_grad(), _eval_mode(self.model):
-            return float((self.model(x_adv).argmax(1) == y).float().mean())
+        return pgd_accuracy(self.model, self.x, self.y, self.threat, self.steps, self.seed)
 
     def __call__(self, stats: EpochStats) -> bool:
         acc = self.robust_accuracy()
