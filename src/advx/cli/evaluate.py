@@ -10,10 +10,13 @@ import click
 
 log = logging.getLogger(__name__)
 
+ADAPTIVE_EOT = 8  #: EOT passes --adaptive uses for a randomised defense when --eot is not given
+
 EXAMPLE = """\b
 Examples:
   advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1,0.2 --n 1000
   advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 --attacks fast --out runs/ev --resume
+  advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 --defense jpeg:75 --adaptive
   torchrun --nproc-per-node 2 -m advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 -n 1000
 
 \b
@@ -31,6 +34,28 @@ def _checks(value: str) -> bool | list[str]:
     if v == "none":
         return False
     return [c.strip() for c in v.split(",") if c.strip()]
+
+
+def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds: tuple[float, float]):
+    """The model behind --defense's transforms (BPDA/EOT-adapted with --adaptive), and the EOT passes to use."""
+    if defense is None:
+        if adaptive:
+            raise click.BadParameter("--adaptive needs --defense, e.g. --defense jpeg:75 --adaptive",
+                                     param_hint="--adaptive")
+        return net, eot
+    from advx.defenses import Defended, GaussianNoise, bpda, parse_transforms
+
+    try:
+        transforms = parse_transforms(defense, bounds=bounds)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--defense") from None
+    net = Defended(net, *transforms)
+    if not adaptive:
+        return net, eot
+    if eot is None and any(isinstance(t, GaussianNoise) for t in transforms):
+        eot = ADAPTIVE_EOT
+        log.info("--adaptive: averaging the noisy model over %d passes (EOT); set --eot to change", eot)
+    return bpda(net), eot
 
 
 @click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
@@ -54,11 +79,17 @@ def _checks(value: str) -> bool | list[str]:
 @click.option("--checks", "checks", default="all", show_default=True, help="all, none, or comma-separated names.")
 @click.option("--probe-points", type=click.IntRange(min=0), default=16, show_default=True,
               help="Points per batch probed by the unbounded and convergence checks.")
+@click.option("--defense", default=None, metavar="SPEC",
+              help="Evaluate the model behind input transformations: bit-depth:BITS, median:SIZE, jpeg:QUALITY, "
+                   "noise:SIGMA, comma-separated (applied left to right).")
+@click.option("--adaptive", is_flag=True,
+              help="With --defense: attack through the transformations adaptively (BPDA for bit depth and JPEG, "
+                   "EOT over --eot passes, default 8, for noise; Athalye et al. 2018).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when a check fires.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks: str, n: int, batch_size: int,
             seed: int, device: str, out: Path, resume: bool, eot: int | None, checks: str, probe_points: int,
-            strict: bool, no_progress: bool) -> None:
+            defense: str | None, adaptive: bool, strict: bool, no_progress: bool) -> None:
     """Robust accuracy, worst case over an attack ensemble, with checks that flag untrustworthy numbers."""
     from rich.console import Console
 
@@ -73,10 +104,12 @@ def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks
     ds = load_data(data, split=split, n=n, seed=seed)
     bounds = tuple(getattr(ds, "bounds", (0.0, 1.0)))
     parsed = [t for spec in threats for t in parse_threat(spec, bounds=bounds)]
+    net, eot = _defended(net, defense, adaptive, eot, bounds)
     report = evaluate(
         net, ds, parsed, attacks=attacks, batch_size=batch_size, out_dir=str(out), resume=resume, eot=eot,
         seed=seed, progress=not no_progress, checks=_checks(checks), device=device, probe_points=probe_points,
         description={"model": model, "data": data, "split": split, "n": n, "source": getattr(ds, "source", data),
+                     **({"defense": defense, "adaptive": adaptive} if defense else {}),
                      "model_info": model_meta.get("info", {})},
     )
     if int(os.environ.get("RANK", "0")) != 0:

@@ -18,10 +18,18 @@ from advx.defenses.distillation import DistillationTraining, TemperatureTraining
 from advx.defenses.eot import EOT
 from advx.defenses.smoothing import ABSTAIN, Certificate, certified_accuracy, certify, predict, sample_counts
 from advx.defenses.training import TRADES, FGSMRSTraining, NoiseTraining, OverfitGuard, PGDTraining, RobustAccuracy
-from advx.defenses.transforms import JPEG, BitDepth, Defended, GaussianNoise, InputTransform, MedianFilter
+from advx.defenses.transforms import (
+    JPEG,
+    BitDepth,
+    Defended,
+    GaussianNoise,
+    InputTransform,
+    MedianFilter,
+    parse_transforms,
+)
 
 __all__ = ["PGDTraining", "FGSMRSTraining", "TRADES", "NoiseTraining", "OverfitGuard", "TemperatureTraining",
            "DistillationTraining", "distill", "InputTransform", "BitDepth", "MedianFilter", "JPEG", "GaussianNoise",
            "Defended", "BPDA", "bpda", "EOT", "FeatureSqueezingDetector", "roc_auc", "detection_rate",
            "DetectorAware", "evade_detector", "ABSTAIN", "Certificate", "sample_counts", "certify", "predict",
-           "certified_accuracy", "certify_run", "write_certify_report", "RobustAccuracy"]
+           "certified_accuracy", "certify_run", "write_certify_report", "RobustAccuracy", "parse_transforms"]

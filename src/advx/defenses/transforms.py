@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["InputTransform", "BitDepth", "MedianFilter", "JPEG", "GaussianNoise", "Defended", "soft_round"]
+__all__ = ["InputTransform", "BitDepth", "MedianFilter", "JPEG", "GaussianNoise", "Defended", "soft_round",
+           "TRANSFORMS", "parse_transforms"]
 
 
 class InputTransform(nn.Module):
@@ -229,3 +230,27 @@ class Defended(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(self.preprocess(x))
+
+
+#: ``--defense`` names -> (transform class, meaning of the number after the colon)
+TRANSFORMS = {"bit-depth": (BitDepth, "bits", int), "median": (MedianFilter, "size", int),
+              "jpeg": (JPEG, "quality", int), "noise": (GaussianNoise, "sigma", float)}
+
+
+def parse_transforms(spec: str, bounds: tuple[float, float] = (0.0, 1.0)) -> list[InputTransform]:
+    """Transforms from a spec like ``"bit-depth:3"`` or ``"median:2,jpeg:75"`` (applied left to right)."""
+    out = []
+    for part in (p.strip() for p in str(spec).split(",")):
+        name, _, value = part.partition(":")
+        if name not in TRANSFORMS or not value:
+            known = ", ".join(f"{k}:{v[1].upper()}" for k, v in TRANSFORMS.items())
+            raise ValueError(f"defense {part!r}: expected NAME:VALUE with NAME one of {known}, "
+                             "e.g. bit-depth:3 or median:2,jpeg:75")
+        cls, what, kind = TRANSFORMS[name]
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(f"defense {part!r}: {what} must be {'an integer' if kind is int else 'a number'}, "
+                             f"got {value!r}") from None
+        out.append(cls(number, bounds=bounds))
+    return out
