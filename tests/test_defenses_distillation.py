@@ -54,6 +54,18 @@ def test_distilled_gradients_at_t1_are_much_smaller_than_a_standard_models(model
     assert (g_student == 0).float().mean() > 0.3 and (g_standard == 0).float().mean() == 0  # exact underflow
 
 
+def test_distilled_gradients_at_t1_are_much_smaller_than_the_teachers_at_its_temperature(models):
+    _, teacher, student, test = models
+
+    class AtTemperature(nn.Module):  # the teacher as it was trained: softmax(z / T)
+        def forward(self, x):
+            return teacher(x) / 100
+
+    g_teacher, g_student = gradient_norms(AtTemperature().eval(), test), gradient_norms(student, test)
+    assert g_student.median() < 1e-2 * g_teacher.median()
+    assert (g_teacher == 0).float().mean() == 0
+
+
 def test_the_masking_stops_cross_entropy_pgd_but_not_the_margin_loss(models):
     _, _, student, test = models
     ce = PGD(Linf(0.1), steps=20, loss="ce")(student, test.x, test.y).robust_accuracy()
