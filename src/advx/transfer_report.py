@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from advx.report import write_page
+from advx.report.figures import figure_uri
 
-__all__ = ["transfer_results", "heatmap_png", "write_transfer_report"]
+__all__ = ["transfer_results", "heatmap_uri", "write_transfer_report"]
 
 
 def transfer_results(matrix: dict, attack: str, data: str, command: str) -> dict[str, Any]:
@@ -29,7 +27,7 @@ def transfer_results(matrix: dict, attack: str, data: str, command: str) -> dict
     }
 
 
-def heatmap_png(results: dict[str, Any]) -> bytes:
+def heatmap_uri(results: dict[str, Any]) -> str:
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -49,20 +47,9 @@ def heatmap_png(results: dict[str, Any]) -> bytes:
                     color="white" if rates[i][j] > 0.6 else "black", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="success rate")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_uri(fig)
 
 
 def write_transfer_report(results: dict[str, Any], out: str | Path) -> Path:
     """Write results.json and transfer.html into ``out``; return the page's path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    env = Environment(loader=PackageLoader("advx", "report/templates"), autoescape=select_autoescape())
-    png = base64.b64encode(heatmap_png(results)).decode()
-    page = env.get_template("transfer.html").render(r=results, heatmap=f"data:image/png;base64,{png}")
-    path = out / "transfer.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_page(out, results, "transfer.html", "transfer.html", heatmap=heatmap_uri(results))

@@ -11,8 +11,6 @@ self-contained ``report.html`` with the curve.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import time
@@ -27,7 +25,7 @@ from advx.defenses.smoothing import ABSTAIN, Certificate, certified_accuracy, ce
 from advx.evaluation.checkpoint import atomic_save_tensors, atomic_write_text, load_tensors
 from advx.model import ModelFn
 
-__all__ = ["certify_run", "max_certifiable_radius", "write_certify_report"]
+__all__ = ["certify_run", "max_certifiable_radius", "write_certify_report", "curve_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +131,11 @@ def _results(model: ModelFn, x: Tensor, y: Tensor, cert: Certificate, config: di
     }
 
 
-def _curve_png(results: dict[str, Any]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def curve_uri(results: dict[str, Any]) -> str:
+    """The certified-accuracy-versus-radius curve of ``results`` as a PNG data URI."""
     import matplotlib.pyplot as plt
+
+    from advx.report.figures import figure_uri
 
     c = results["config"]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
@@ -151,22 +149,11 @@ def _curve_png(results: dict[str, Any]) -> bytes:
     ax.set_title(f"Randomized smoothing, sigma {c['sigma']:g}, n = {c['n']}, alpha = {c['alpha']:g}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_uri(fig)
 
 
 def write_certify_report(results: dict[str, Any], out: str | Path) -> Path:
     """Write ``results.json`` and the self-contained ``report.html`` into ``out``; return the page's path."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from advx.report import write_page
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
-    env = Environment(loader=PackageLoader("advx", "report/templates"), autoescape=select_autoescape())
-    png = base64.b64encode(_curve_png(results)).decode()
-    page = env.get_template("certify.html").render(r=results, curve=f"data:image/png;base64,{png}")
-    path = out / "report.html"
-    atomic_write_text(path, page)
-    return path
+    return write_page(out, results, "certify.html", curve=curve_uri(results))

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from advx.report.format import FORMATTERS, fmt_count, fmt_num, fmt_pct, fmt_rate, fmt_time
 
-__all__ = ["render_report", "write_report", "rebuild_report", "fmt_pct", "fmt_num", "fmt_rate", "fmt_time",
+__all__ = ["render_report", "write_report", "write_page", "rebuild_report", "fmt_pct", "fmt_num", "fmt_rate", "fmt_time",
            "fmt_count", "table_rows"]
 
 
@@ -33,6 +33,20 @@ def _env():
     )
     env.filters.update(FORMATTERS)
     return env
+
+
+def write_page(out: str | Path, results: dict[str, Any], template: str, page: str = "report.html",
+               **context: Any) -> Path:
+    """Write ``results.json`` and ``page``, rendered from ``templates/<template>`` with ``r=results`` and
+    ``context``, into the folder ``out`` (both atomically); return the page's path."""
+    from advx.evaluation.checkpoint import atomic_write_text  # noqa: PLC0415
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    path = out / page
+    atomic_write_text(path, _env().get_template(template).render(r=results, **context))
+    return path
 
 
 def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:

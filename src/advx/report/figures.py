@@ -23,7 +23,7 @@ from matplotlib import colormaps  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-__all__ = ["robustness_plot", "image_uri", "perturbation_uri", "is_image", "PALETTE", "png_uri"]
+__all__ = ["robustness_plot", "image_uri", "perturbation_uri", "is_image", "PALETTE", "png_uri", "figure_uri"]
 
 #: one colour per attack, in order of appearance (colour-blind friendly, Okabe & Ito 2008)
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -32,6 +32,14 @@ NORM_LABEL = {"linf": "L∞", "l2": "L2", "l1": "L1", "l0": "L0", "db": "dB"}
 
 def png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def figure_uri(fig, **savefig: Any) -> str:
+    """A matplotlib figure as a PNG ``data:`` URI; the figure is closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    plt.close(fig)
+    return png_uri(buf.getvalue())
 
 
 def attack_colors(results: dict[str, Any]) -> dict[str, str]:
@@ -75,10 +83,7 @@ def robustness_plot(results: dict[str, Any]) -> str | None:
         ax.legend(frameon=False, fontsize=8)
         ax.set_title(f"{NORM_LABEL.get(norm, norm)} threat", fontsize=10, loc="left")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return png_uri(buf.getvalue())
+    return figure_uri(fig)
 
 
 def is_image(sample: Tensor) -> bool:
