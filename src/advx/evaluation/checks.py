@@ -168,6 +168,10 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _points(count: int) -> str:
+    return f"{count} point" if count == 1 else f"{count} points"
+
+
 def _gradients(ev: dict | None) -> Check:
     if not ev or not ev.get("points"):
         return Check("gradients", "skipped", "no gradient probe ran")
@@ -228,10 +232,10 @@ def _black_box(ev: dict) -> Check:
     count, n = ev["broken_only_by_black_box"], max(ev["n"], 1)
     if count >= 1 and count / n >= BLACK_BOX_FRACTION:
         return Check("black_box", "warning",
-                     f"black-box attacks broke {count} points ({_pct(count / n)} of all) that every white-box attack "
+                     f"black-box attacks broke {_points(count)} ({_pct(count / n)} of all) that every white-box attack "
                      "missed: the gradients mislead the white-box attacks", ev,
                      "look for gradient masking; try BPDA/EOT-adapted white-box attacks")
-    return Check("black_box", "ok", f"black-box attacks broke {count} points the white-box attacks missed", ev)
+    return Check("black_box", "ok", f"black-box attacks broke {_points(count)} the white-box attacks missed", ev)
 
 
 def _unbounded(ev: dict | None) -> Check:
