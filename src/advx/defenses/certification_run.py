@@ -23,7 +23,7 @@ from torch import Tensor
 
 from advx.defenses.smoothing import ABSTAIN, Certificate, certified_accuracy, certify
 from advx.evaluation.checkpoint import atomic_save_tensors, atomic_write_text, load_tensors
-from advx.model import ModelFn
+from advx.model import ModelFn, attack_mode
 
 __all__ = ["certify_run", "max_certifiable_radius", "write_certify_report", "curve_uri"]
 
@@ -109,8 +109,8 @@ def _results(model: ModelFn, x: Tensor, y: Tensor, cert: Certificate, config: di
     from advx.experiment import environment
 
     y = y.cpu()
-    with torch.no_grad():
-        base = torch.cat([model(x[i:i + 500]).argmax(1).cpu() for i in range(0, len(x), 500)])
+    with attack_mode(model) as m, torch.no_grad():  # eval mode, restored afterwards
+        base = torch.cat([m(x[i:i + 500]).argmax(1).cpu() for i in range(0, len(x), 500)])
     top = max_certifiable_radius(config["sigma"], config["n"], config["alpha"])
     grid = torch.linspace(0, max(top, max(radii, default=0.0)) * 1.05, 101).tolist()
     return {
