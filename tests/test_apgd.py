@@ -182,12 +182,29 @@ def test_bad_arguments_name_themselves(kwargs, word):
         APGD(Linf(0.1), **kwargs)
 
 
-def test_l0_and_too_few_classes_are_refused():
+def test_l0_is_refused_and_dlr_on_too_few_classes_warns():
     with pytest.raises(ValueError, match="L0"):
         APGD(L0(3))
     with pytest.raises(ValueError, match="n_target_classes"):
         APGDT(Linf(0.1), n_target_classes=0)
     model = LinearModel(12, 2).eval()
     x, y = tiny_data(0, classes=2)
-    with pytest.raises(ValueError, match="classes"):
+    with pytest.warns(UserWarning, match="needs at least 3 classes"):  # DLR on 2 classes: the margin loss instead
         APGD(Linf(0.1), loss="dlr")(model, x, y)
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_apgdt_on_fewer_than_four_classes_falls_back_to_the_margin_loss_and_is_exact(classes):
+    # Croce & Hein's targeted DLR needs 4 classes (AutoAttack crashes below): we warn and use the margin loss.
+    # Inputs in [0.3, 0.7] and eps <= 0.3: the box never binds, so the closed-form Linf distance is exact.
+    g = torch.Generator().manual_seed(classes)
+    model = LinearModel(12, classes, generator=g).eval()
+    x = 0.3 + 0.4 * torch.rand(64, 12, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    d = exact_distance(model, x, float("inf"))
+    eps = float(d.median().clamp(max=0.3))
+    with pytest.warns(UserWarning, match="margin loss"):
+        r = APGDT(Linf(eps), steps=50)(model, x, y)
+    assert bool(r.success[d < 0.95 * eps].all())  # every point closer than eps is broken
+    assert not bool(r.success[d > eps].any())  # and no point farther (impossible)

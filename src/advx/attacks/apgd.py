@@ -34,12 +34,13 @@ top-k classes other than y in turn, only on samples not yet misclassified.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
-from advx.attacks.losses import LossFn, get_loss
+from advx.attacks.losses import LossFn, dlr, get_loss, margin
 from advx.threat import L0, L1, Threat, per_sample
 
 __all__ = ["APGD", "APGDT", "checkpoints"]
@@ -77,7 +78,8 @@ class APGD(Attack):
             such as an audio ball with a per-sample radius).
         steps: iterations N per restart (gradient evaluations).
         restarts: random restarts, each only on samples not yet adversarial.
-        loss: "ce", "dlr" (needs >= 3 classes, 4 if targeted), "margin" or a callable.
+        loss: "ce", "dlr" (needs >= 3 classes, 4 if targeted; on fewer the C&W margin loss is used, with a
+            warning), "margin" or a callable.
         rho: fraction of loss-increasing steps below which the step size is halved.
         momentum: alpha of Algorithm 1 (0.75); 1 means no momentum.
     """
@@ -97,6 +99,17 @@ class APGD(Attack):
     def run(self, ctx: AttackContext) -> Tensor:
         return best_of_restarts(ctx, self.restarts, lambda idx: self._one_run(ctx, idx, None))
 
+    def _usable_loss(self, num_classes: int, targeted: bool) -> LossFn:
+        """The loss, except DLR on too few classes (it needs 3, or 4 targeted: Croce & Hein's eq. 6-7),
+        which becomes the C&W margin loss with a warning instead of failing the whole run."""
+        need = 4 if targeted else 3
+        if self.loss is dlr and num_classes < need:
+            warnings.warn(f"{type(self).__name__}: the {'targeted ' if targeted else ''}DLR loss needs at least {need} "
+                          f"classes and the model has {num_classes}; using the C&W margin loss instead",
+                          UserWarning, stacklevel=4)
+            return margin
+        return self.loss
+
     # ------------------------------------------------------------ one run
     def _one_run(self, ctx: AttackContext, idx: Tensor, loss_target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Algorithm 1 on rows ``idx``: their chosen points, best losses and success."""
@@ -110,9 +123,11 @@ class APGD(Attack):
         ckpts = set(range(max(int(0.04 * steps), 1), steps, max(int(0.04 * steps), 1))) if sparse \
             else {w for w in checkpoints(steps) if w < steps}
 
+        loss = self._usable_loss(ctx.num_classes, target is not None)
+
         def loss_fn(rows):
             ya, ta = y[rows], None if target is None else target[rows]
-            return lambda z: self.loss(z, ya, ta)
+            return lambda z: loss(z, ya, ta)
 
         act = torch.arange(n, device=x0.device)  # rows of idx still attacked
         x_k = threat.random_start(x0, ctx.generator)
