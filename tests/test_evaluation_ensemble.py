@@ -159,3 +159,37 @@ def test_out_of_bounds_data_is_refused(problem):
     model, x, y = problem
     with pytest.raises(ValueError, match="outside the threat's bounds"):
         evaluate(model, (x, y), Linf(0.1), attacks="fgsm", progress=False, checks=False)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 5])
+def test_standard_ensemble_runs_on_few_classes_and_notes_the_dlr_fallback(classes):
+    # AutoAttack's APGD-T crashes below 4 classes (targeted DLR is undefined); ours falls back and says so
+    from tests.helpers import LinearModel
+
+    g = torch.Generator().manual_seed(classes)
+    model = LinearModel(12, classes, generator=g).eval()
+    x = 0.3 + 0.4 * torch.rand(24, 12, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    eps = float(exact_min_distance(model, x, y, float("inf")).median().clamp(max=0.3))
+    with pytest.warns(UserWarning) if classes < 4 else _no_warning():
+        report = evaluate(model, (x, y), Linf(eps), attacks=["apgd-ce:20", "apgd-t:20"], progress=False, checks=False)
+    notes = [n for n in report.config["notes"] if "DLR" in n]
+    assert len(notes) == (1 if classes < 4 else 0)
+    d = exact_min_distance(model, x, y, float("inf"))
+    robust = report.robust_accuracy(f"linf:{eps:g}")
+    assert robust <= float((d >= 0.95 * eps).float().mean()) + 1e-9  # the points closer than 0.95 eps all fall
+    assert robust >= float((d > eps).float().mean()) - 1e-9  # and none farther than eps
+
+
+def _no_warning():
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def ctx():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            yield
+
+    return ctx()

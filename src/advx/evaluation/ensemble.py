@@ -266,6 +266,24 @@ class _Runner:
         return ev
 
 
+def _dlr_notes(model: ModelFn, x: Tensor, specs: list, threats: list[Threat], device: torch.device) -> list[str]:
+    """A note when a DLR-loss member runs on too few classes and uses the margin loss instead (see APGD)."""
+    from advx.attacks.losses import dlr
+
+    uses = []
+    for s in specs:
+        attack = next((s.make(t) for t in threats if s.supports(t)), None)
+        if getattr(attack, "loss", None) is dlr:
+            uses.append((s.name, 4 if getattr(attack, "n_target_classes", None) else 3))
+    if not uses:
+        return []
+    with attack_mode(model) as m, torch.no_grad():
+        classes = int(m(x[:1].to(device)).shape[1])
+    return [f"{name}: the DLR loss needs at least {need} classes and the model has {classes}; it uses the C&W "
+            "margin loss instead (not scale-invariant: read it with the other attacks)"
+            for name, need in uses if classes < need]
+
+
 def _progress(enabled: bool, rank: int, size: int):
     if not enabled or rank != 0:
         return None
@@ -360,6 +378,7 @@ def evaluate(
     if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
         raise ValueError(f"eot must be a whole number of forward passes >= 1, got {eot!r}")
 
+    notes = notes + _dlr_notes(model, x_all, specs, threats, device)
     config = {
         "schema": "advx.evaluation/1",
         "threats": [threat_key(t) for t in threats],
