@@ -193,3 +193,23 @@ def _no_warning():
             yield
 
     return ctx()
+
+
+def test_data_may_be_numpy_a_dataloader_or_narrow_integer_labels_with_the_same_result():
+    from tests.helpers import LinearModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    model = LinearModel(12, 5, generator=g).eval()
+    x = torch.rand(20, 12, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y[:4] = (y[:4] + 1) % 5
+    kw = dict(attacks=["apgd-ce:10"], progress=False, checks=False)
+    reference = evaluate(model, (x, y), "linf:0.05", **kw).per_sample
+    for data in ((x.numpy(), y.numpy()), (x, y.int()), DataLoader(TensorDataset(x, y.to(torch.int32)), batch_size=6)):
+        assert evaluate(model, data, "linf:0.05", **kw).per_sample == reference
+    with pytest.raises(TypeError, match="DataLoader"):
+        evaluate(model, 3, "linf:0.05", **kw)
+    with pytest.raises(ValueError, match="integer labels"):
+        evaluate(model, (x, y.float()), "linf:0.05", **kw)

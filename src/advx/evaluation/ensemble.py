@@ -27,9 +27,10 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,21 +87,42 @@ def _fingerprint_data(x: Tensor, y: Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def _as_tensor(v: Any, name: str) -> Tensor:
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(v))
+    raise TypeError(f"data: {name} must be a torch tensor or a numpy array, got {type(v).__name__}")
+
+
 def _data(data: Any) -> tuple[Tensor, Tensor, Any]:
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = data
-        bounds = None
+    """(x, y, bounds) from a pair, an object with .x/.y (advx.data.load), or an iterable of (x, y) batches
+    (a DataLoader); numpy arrays are accepted, and integer labels of any width become int64."""
+    bounds = None
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
+        x, y = (_as_tensor(v, k) for v, k in zip(data, ("x", "y")))
     elif hasattr(data, "x") and hasattr(data, "y"):
-        x, y, bounds = data.x, data.y, getattr(data, "bounds", None)
+        x, y = _as_tensor(data.x, "x"), _as_tensor(data.y, "y")
+        bounds = getattr(data, "bounds", None)
+    elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Tensor, np.ndarray)):
+        batches = []
+        for b in data:
+            if not isinstance(b, (tuple, list)) or len(b) < 2:
+                raise TypeError(f"data must be a pair (x, y), an object with .x and .y or an iterable of (x, y) "
+                                f"batches; the iterable gave a {type(b).__name__}")
+            batches.append((_as_tensor(b[0], "x"), _as_tensor(b[1], "y")))
+        if not batches:
+            raise ValueError("data: the iterable gave no batches")
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1].reshape(-1) for b in batches])
     else:
-        raise TypeError(f"data must be a pair (x, y) of tensors or an object with .x and .y (advx.data.load), "
-                        f"got {type(data).__name__}")
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise TypeError("data: x and y must be torch tensors")
+        raise TypeError(f"data must be a pair (x, y), an object with .x and .y (advx.data.load) or an iterable of "
+                        f"(x, y) batches such as a DataLoader, got {type(data).__name__}")
     if not x.is_floating_point() or x.dim() < 2:
         raise ValueError(f"data: x must be a float batch (N, ...), got dtype {x.dtype}, shape {tuple(x.shape)}")
+    if y.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32):
+        y = y.long()
     if y.dtype != torch.long or y.shape != (len(x),):
-        raise ValueError(f"data: y must be int64 labels of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}")
+        raise ValueError(f"data: y must be integer labels of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}")
     if len(x) == 0:
         raise ValueError("data: no points to evaluate")
     return x, y, bounds
