@@ -30,6 +30,8 @@ def test_bit_depth_is_flagged_as_is_and_broken_adaptively(tmp_path, monkeypatch)
     assert adaptive["results"][0]["robust_accuracy"] < plain["results"][0]["robust_accuracy"] - 0.3
     assert plain["clean_accuracy"] == adaptive["clean_accuracy"]  # BPDA keeps the forward values
     assert plain["config"]["description"]["defense"] == "bit-depth:3"
+    page = " ".join((tmp_path / "adaptive" / "report.html").read_text().split())
+    assert "fmnist-cnn behind bit-depth:3 (attacked adaptively: BPDA/EOT)" in page
 
 
 def test_bad_defense_specs_are_usage_errors(tmp_path, monkeypatch):
