@@ -106,6 +106,16 @@ def linear_problem(n: int, seed: int = 0) -> tuple[LinearModel, torch.Tensor, to
         return model, x, model(x).argmax(1)
 
 
+def boxed_linear_problem(classes: int, n: int, seed: int = 0, features: int = 12):
+    """A :class:`LinearModel` and ``n`` points uniform in [0.3, 0.7]^features, labelled with its predictions:
+    for Linf eps <= 0.3 the [0, 1] box never binds, so closed-form distances are exact."""
+    g = torch.Generator().manual_seed(seed)
+    model = LinearModel(features, classes, generator=g).eval()
+    x = 0.3 + 0.4 * torch.rand(n, features, generator=g)
+    with torch.no_grad():
+        return model, x, model(x).argmax(1)
+
+
 def templates(n: int, seed: int, size: int, template_seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Four classes of smooth templates (size x size, from ``template_seed``) in Gaussian ``noise``, in [0, 1]."""
     g = torch.Generator().manual_seed(template_seed)

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.geometry import exact_distance
-from tests.helpers import EPS, LinearModel, TinyMLP, per_sample, tiny_data
+from tests.helpers import EPS, LinearModel, TinyMLP, boxed_linear_problem, per_sample, tiny_data
 
 from advx.attacks.apgd import APGD, APGDT, checkpoints
 from advx.attacks.pgd import PGD
@@ -197,11 +197,7 @@ def test_l0_is_refused_and_dlr_on_too_few_classes_warns():
 def test_apgdt_on_fewer_than_four_classes_falls_back_to_the_margin_loss_and_is_exact(classes):
     # Croce & Hein's targeted DLR needs 4 classes (AutoAttack crashes below): we warn and use the margin loss.
     # Inputs in [0.3, 0.7] and eps <= 0.3: the box never binds, so the closed-form Linf distance is exact.
-    g = torch.Generator().manual_seed(classes)
-    model = LinearModel(12, classes, generator=g).eval()
-    x = 0.3 + 0.4 * torch.rand(64, 12, generator=g)
-    with torch.no_grad():
-        y = model(x).argmax(1)
+    model, x, y = boxed_linear_problem(classes, 64, seed=classes)
     d = exact_distance(model, x, float("inf"))
     eps = float(d.median().clamp(max=0.3))
     with pytest.warns(UserWarning, match="margin loss"):

@@ -164,13 +164,9 @@ def test_out_of_bounds_data_is_refused(problem):
 @pytest.mark.parametrize("classes", [2, 3, 5])
 def test_standard_ensemble_runs_on_few_classes_and_notes_the_dlr_fallback(classes):
     # AutoAttack's APGD-T crashes below 4 classes (targeted DLR is undefined); ours falls back and says so
-    from tests.helpers import LinearModel
+    from tests.helpers import boxed_linear_problem
 
-    g = torch.Generator().manual_seed(classes)
-    model = LinearModel(12, classes, generator=g).eval()
-    x = 0.3 + 0.4 * torch.rand(24, 12, generator=g)
-    with torch.no_grad():
-        y = model(x).argmax(1)
+    model, x, y = boxed_linear_problem(classes, 24, seed=classes)
     eps = float(exact_min_distance(model, x, y, float("inf")).median().clamp(max=0.3))
     with pytest.warns(UserWarning) if classes < 4 else _no_warning():
         report = evaluate(model, (x, y), Linf(eps), attacks=["apgd-ce:20", "apgd-t:20"], progress=False, checks=False)
