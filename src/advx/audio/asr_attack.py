@@ -11,7 +11,7 @@ with clean transcription c and a ``Decibels`` threat of radius r = peak(x) * 10*
 1. the population starts at ``population`` corners of the ball, delta = r * sign(u),
    u uniform noise (a corner carries the most energy the L-infinity bound allows);
 2. every member is transcribed (one query each) and scored: fitness = WER(h, c)
-   when its transcription h differs from c -- a success, the search stops --
+   when its transcription h differs from c -- a success: the search stops at once --
    and otherwise, with ``fitness="confidence"``, minus the recogniser's posterior
    probability of c (a score-based black box), or 0 with ``fitness="wer"`` (words
    only: the search is then a random walk until the first change);
@@ -100,10 +100,14 @@ class TranscriptionAttack:
         return torch.randint(0, 2, (n, t), generator=g).to(like.dtype).mul(2).sub(1)
 
     def _score(self, asr: SphinxASR, pop: Tensor, clean: str, left: int) -> tuple[Tensor, Tensor, list[str]]:
-        pop = pop[:left]  # never more queries than the budget leaves
-        out = asr.with_confidence(pop)
-        fit = [wer(h, clean) if h != clean else (-p if self.fitness == "confidence" else 0.0) for h, p in out]
-        return pop, torch.tensor(fit, dtype=torch.float64), [h for h, _ in out]
+        texts, fit = [], []
+        for member in pop[:left]:  # one query each, never more than the budget leaves
+            h, p = asr.with_confidence(member)
+            texts.append(h)
+            fit.append(wer(h, clean) if h != clean else (-p if self.fitness == "confidence" else 0.0))
+            if h != clean:  # a success: stop paying for queries
+                break
+        return pop[: len(texts)], torch.tensor(fit, dtype=torch.float64), texts
 
     def __call__(self, asr: SphinxASR, x: Tensor) -> TranscriptionResult:
         """Attack one clip ``x`` (T,) of floats in [-1, 1]; ``asr`` is a :class:`SphinxASR` (or alike)."""
