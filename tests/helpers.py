@@ -116,6 +116,15 @@ def boxed_linear_problem(classes: int, n: int, seed: int = 0, features: int = 12
         return model, x, model(x).argmax(1)
 
 
+def assert_judged_and_repeatable(attack, model, x, y, target, r) -> None:
+    """``r.success`` is the model's own verdict on ``r.x_adv`` (target reached, or label changed), and a
+    second identical call returns the same ``x_adv``."""
+    with torch.no_grad():
+        pred = model(r.x_adv).argmax(1)
+    assert torch.equal(r.success, pred == target if target is not None else pred != y)
+    assert torch.equal(attack(model, x, y, target).x_adv, r.x_adv)
+
+
 def templates(n: int, seed: int, size: int, template_seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Four classes of smooth templates (size x size, from ``template_seed``) in Gaussian ``noise``, in [0, 1]."""
     g = torch.Generator().manual_seed(template_seed)

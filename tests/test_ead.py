@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.geometry import halfspace_distances
-from tests.helpers import WIDE, linear_points
+from tests.helpers import WIDE, assert_judged_and_repeatable, linear_points
 from torch import nn
 
 from advx.attacks.ead import EAD
@@ -84,10 +84,7 @@ def test_properties_on_a_small_cnn(seed, eps, fista, targeted):
     assert r.x_adv.shape == x.shape and r.x_adv.dtype == x.dtype
     assert bool(((r.x_adv >= 0) & (r.x_adv <= 1)).all())
     assert bool((r.distance <= eps + 1e-4).all())
-    with torch.no_grad():
-        pred = model(r.x_adv).argmax(1)
-    assert torch.equal(r.success, pred == target if targeted else pred != y)
-    assert torch.equal(attack(model, x, y, target).x_adv, r.x_adv)
+    assert_judged_and_repeatable(attack, model, x, y, target, r)
 
 
 def test_errors():

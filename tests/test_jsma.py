@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.helpers import assert_judged_and_repeatable
 from torch import nn
 
 from advx.attacks.jsma import JSMA
@@ -112,10 +113,7 @@ def test_properties(seed, k, theta, use_logits, targeted):
     assert bool((r.distance <= k).all())
     moved = r.x_adv - x
     assert bool((moved * theta >= 0).all())  # features only move in theta's direction
-    with torch.no_grad():
-        pred = model(r.x_adv).argmax(1)
-    assert torch.equal(r.success, pred == target if targeted else pred != y)
-    assert torch.equal(attack(model, x, y, target).x_adv, r.x_adv)
+    assert_judged_and_repeatable(attack, model, x, y, target, r)
 
 
 def test_errors():

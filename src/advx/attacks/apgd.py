@@ -99,16 +99,26 @@ class APGD(Attack):
     def run(self, ctx: AttackContext) -> Tensor:
         return best_of_restarts(ctx, self.restarts, lambda idx: self._one_run(ctx, idx, None))
 
-    def _usable_loss(self, num_classes: int, targeted: bool) -> LossFn:
-        """The loss, except DLR on too few classes (it needs 3, or 4 targeted: Croce & Hein's eq. 6-7),
-        which becomes the C&W margin loss with a warning instead of failing the whole run."""
+    #: the loss is always taken towards a class (APGD-T's targets), so DLR is the targeted form
+    targets_classes = False
+
+    def dlr_fallback(self, num_classes: int, targeted: bool | None = None) -> str | None:
+        """Why DLR cannot run on ``num_classes`` (it needs 3, or 4 targeted: Croce & Hein's eq. 6-7) and
+        the C&W margin loss replaces it; None when the loss runs as configured."""
+        targeted = self.targets_classes if targeted is None else targeted
         need = 4 if targeted else 3
-        if self.loss is dlr and num_classes < need:
-            warnings.warn(f"{type(self).__name__}: the {'targeted ' if targeted else ''}DLR loss needs at least {need} "
-                          f"classes and the model has {num_classes}; using the C&W margin loss instead",
-                          UserWarning, stacklevel=4)
-            return margin
-        return self.loss
+        if self.loss is not dlr or num_classes >= need:
+            return None
+        return (f"{type(self).__name__}: the {'targeted ' if targeted else ''}DLR loss needs at least {need} classes "
+                f"and the model has {num_classes}; using the C&W margin loss instead")
+
+    def _usable_loss(self, num_classes: int, targeted: bool) -> LossFn:
+        """The loss, or the margin loss (with a warning) where DLR is undefined, instead of failing the run."""
+        note = self.dlr_fallback(num_classes, targeted)
+        if note is None:
+            return self.loss
+        warnings.warn(note, UserWarning, stacklevel=4)
+        return margin
 
     # ------------------------------------------------------------ one run
     def _one_run(self, ctx: AttackContext, idx: Tensor, loss_target: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -209,6 +219,8 @@ class APGDT(APGD):
     yet misclassified; success means misclassified. With ``target=`` it runs
     targeted APGD towards that class and success means reaching it.
     """
+
+    targets_classes = True
 
     def __init__(self, threat: Threat, steps: int = 100, n_target_classes: int = 9, restarts: int = 1,
                  loss: str | LossFn = "dlr", rho: float = 0.75, momentum: float = 0.75, seed: int = 0):

@@ -73,7 +73,7 @@ def certify_run(model: ModelFn, x: Tensor, y: Tensor, sigma: float, n0: int = 10
                 diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in config.items() if old.get(k) != v)
                 raise ValueError(f"resume: the run in {out_dir} was made with a different configuration ({diff}); "
                                  "use another --out or drop --resume")
-        elif chunks_dir.exists() and any(chunks_dir.iterdir()) and not resume:
+        elif not resume:  # a fresh run: an earlier run's chunks must not be mixed in
             for old_chunk in chunks_dir.glob("chunk-*.safetensors"):
                 old_chunk.unlink()
         Path(out_dir).mkdir(parents=True, exist_ok=True)

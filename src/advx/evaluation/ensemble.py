@@ -289,21 +289,15 @@ class _Runner:
 
 
 def _dlr_notes(model: ModelFn, x: Tensor, specs: list, threats: list[Threat], device: torch.device) -> list[str]:
-    """A note when a DLR-loss member runs on too few classes and uses the margin loss instead (see APGD)."""
-    from advx.attacks.losses import dlr
-
-    uses = []
-    for s in specs:
-        attack = next((s.make(t) for t in threats if s.supports(t)), None)
-        if getattr(attack, "loss", None) is dlr:
-            uses.append((s.name, 4 if getattr(attack, "n_target_classes", None) else 3))
-    if not uses:
+    """Notes for the members whose DLR loss is undefined on this model's classes (APGD.dlr_fallback)."""
+    attacks = [a for a in (next((s.make(t) for t in threats if s.supports(t)), None) for s in specs)
+               if hasattr(a, "dlr_fallback") and a.dlr_fallback(2) is not None]  # members on the DLR loss
+    if not attacks:
         return []
     with attack_mode(model) as m, torch.no_grad():
         classes = int(m(x[:1].to(device)).shape[1])
-    return [f"{name}: the DLR loss needs at least {need} classes and the model has {classes}; it uses the C&W "
-            "margin loss instead (not scale-invariant: read it with the other attacks)"
-            for name, need in uses if classes < need]
+    notes = (a.dlr_fallback(classes) for a in attacks)
+    return [f"{n} (not scale-invariant: read it with the other attacks)" for n in notes if n is not None]
 
 
 def _progress(enabled: bool, rank: int, size: int):

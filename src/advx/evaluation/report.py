@@ -220,19 +220,12 @@ class EvaluationReport:
 
 
 # ---------------------------------------------------------------- pictures
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _curve_png(report: EvaluationReport) -> str | None:
     if not report.results:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from advx.report.figures import figure_uri  # selects the Agg backend
 
     norms = list(dict.fromkeys(r.norm for r in report.results))
     fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.3), squeeze=False, dpi=130)
@@ -255,9 +248,7 @@ def _curve_png(report: EvaluationReport) -> str | None:
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    uri = _png(fig)
-    plt.close(fig)
-    return uri
+    return figure_uri(fig, bbox_inches="tight")
 
 
 def _image(t: Tensor, diverging: bool = False) -> str:
@@ -293,14 +284,14 @@ def _sum(items: list[dict | None], keys: tuple[str, ...]) -> dict[str, Any] | No
     items = [i for i in items if i]
     if not items:
         return None
-    return {k: sum(i[k] for i in items) for k in keys}
+    return {k: sum(i.get(k, 0) for i in items) for k in keys}  # a key an older checkpoint lacks counts 0
 
 
 def _merge_evidence(metas: list[dict[str, Any]]) -> dict[str, Any]:
     ev: dict[str, Any] = {}
     grads = [m.get("gradients") for m in metas]
     if any(grads):
-        ev["gradients"] = _sum([g and {"ce_zero": 0, **g} for g in grads], ("points", "zero", "nan", "tiny", "ce_zero"))
+        ev["gradients"] = _sum(grads, ("points", "zero", "nan", "tiny", "ce_zero"))
         ratios = [g["min_gain_ratio"] for g in grads if g and g["min_gain_ratio"] is not None]
         ev["gradients"]["min_gain_ratio"] = min(ratios) if ratios else None
     rnd = [m.get("randomness") for m in metas]
