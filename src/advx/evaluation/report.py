@@ -318,7 +318,7 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
                  enabled: tuple[str, ...], eot: int | None, wall_time: float, world_size: int = 1) -> EvaluationReport:
     """Merge per-batch records (any order, any sharding) into the report."""
     import advx
-    from advx.evaluation.ensemble import threat_key
+    from advx.evaluation.schedule import threat_key
 
     n_batches = math.ceil(config["n"] / config["batch_size"])
     missing = sorted(set(range(n_batches)) - set(records))
