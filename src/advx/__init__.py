@@ -31,11 +31,9 @@ from advx.attacks import (
     SimBA,
     Square,
 )
-from advx.audio.threat import Decibels
-from advx.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
 from advx.evaluation import EvaluationReport, evaluate
-from advx.model import Normalized
-from advx.threat import L0, L1, L2, Linf, Threat, parse_threat
+from advx.model import LabelOnly, Normalized, QueryBudgetExceeded, ScoresOnly
+from advx.threat import L0, L1, L2, Decibels, Linf, Threat, parse_threat
 from advx.zoo import load_model
 
 __version__ = "0.1.0"

@@ -15,9 +15,9 @@ from advx.audio.frontend import LogMel, mel_filterbank
 from advx.audio.genetic import GeneticAttack
 from advx.audio.models import KeywordSpotter, load_model, model_info
 from advx.audio.resample import resample
-from advx.audio.threat import Decibels, db_x, snr_db
 from advx.audio.transforms import AddNoise, Compose, RandomGain, RandomShift, RoomResponse, playback
 from advx.audio.wav import read_wav, write_wav
+from advx.threat import Decibels, db_x, snr_db
 
 __all__ = [
     "Decibels", "db_x", "snr_db", "LogMel", "mel_filterbank", "KeywordSpotter", "load_model", "model_info",

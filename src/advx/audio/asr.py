@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from advx.audio.wav import read_wav
-from advx.blackbox import QueryBudgetExceeded
 from advx.data.base import DataNotFoundError
+from advx.model import QueryBudgetExceeded
 
 __all__ = ["SphinxASR", "SphinxClip", "sphinx_clips", "word_errors", "wer", "TESTDATA"]
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from advx.audio.asr import SphinxASR, wer
-from advx.audio.threat import Decibels, db_x, snr_db
+from advx.threat import Decibels, db_x, snr_db
 
 __all__ = ["TranscriptionAttack", "TranscriptionResult"]
 

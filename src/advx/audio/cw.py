@@ -21,8 +21,7 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext
 from advx.attacks.losses import margin
-from advx.audio.threat import Decibels
-from advx.threat import per_sample
+from advx.threat import Decibels, per_sample
 
 __all__ = ["CarliniWagnerDB"]
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from advx.attacks.base import is_adversarial
 from advx.audio.transforms import Transform, playback
-from advx.eot import EOT
+from advx.model.eot import EOT
 
 __all__ = ["EOT", "success_under"]
 

@@ -46,7 +46,7 @@ def _build_attack(name: str, threat, steps: int | None, restarts: int, queries: 
 
 def _stats(x_adv, success, queries, x, target, keep) -> dict:
     """Success rate over the clips the model got right; dB_x and SNR over the successful ones."""
-    from advx.audio.threat import db_x, snr_db  # noqa: PLC0415
+    from advx.threat import db_x, snr_db  # noqa: PLC0415
 
     ok = success & keep
     d = db_x(x_adv, x)[ok]
@@ -95,10 +95,13 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
     from advx.audio.eot import EOT, success_under  # noqa: PLC0415
     from advx.audio.models import load_model  # noqa: PLC0415
     from advx.audio.report import audio_tag, example_figure, write_report  # noqa: PLC0415
-    from advx.audio.threat import Decibels, db_x  # noqa: PLC0415
     from advx.audio.transforms import playback  # noqa: PLC0415
     from advx.audio.wav import write_wav  # noqa: PLC0415
-    from advx.threat import parse_threat  # noqa: PLC0415
+    from advx.threat import (  # noqa: PLC0415
+        Decibels,
+        db_x,
+        parse_threat,  # noqa: PLC0415
+    )
 
     threats = parse_threat(threat_spec, bounds=(-1.0, 1.0))
     if len(threats) != 1 or not isinstance(threats[0], Decibels):

@@ -10,6 +10,6 @@ randomised defense deploys when it votes by probability.
 
 from __future__ import annotations
 
-from advx.eot import EOT
+from advx.model.eot import EOT
 
 __all__ = ["EOT"]

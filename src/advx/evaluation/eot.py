@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advx.eot import EOT
 from advx.model import ModelFn
+from advx.model.eot import EOT
 
 __all__ = ["EOT", "is_random"]
 

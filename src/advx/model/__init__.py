@@ -1,0 +1,18 @@
+"""What attacks see: a callable from inputs in bounds to logits, and its views.
+
+* :mod:`~advx.model.core` -- :class:`Normalized`, the :func:`attack_mode` guard,
+  :class:`QueryCounter`, :func:`input_gradient` (the one place gradients are taken);
+* :mod:`~advx.model.blackbox` -- :class:`ScoresOnly` / :class:`LabelOnly`, budgeted black-box views;
+* :mod:`~advx.model.remote` -- :class:`HTTPModel`, a deployed classifier behind HTTP;
+* :mod:`~advx.model.eot` -- :class:`EOT` (expectation over transformation), image transforms,
+  the adversarial patch.
+"""
+
+from advx.model.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
+from advx.model.core import ModelFn, Normalized, QueryCounter, attack_mode, input_gradient
+from advx.model.eot import EOT, AdversarialPatch, BrightnessContrast, Compose, GaussianNoise, RandomAffine
+from advx.model.remote import HTTPModel, RemoteModelError
+
+__all__ = ["Normalized", "attack_mode", "QueryCounter", "input_gradient", "ModelFn", "ScoresOnly", "LabelOnly",
+           "QueryBudgetExceeded", "HTTPModel", "RemoteModelError", "EOT", "RandomAffine", "BrightnessContrast",
+           "GaussianNoise", "Compose", "AdversarialPatch"]
