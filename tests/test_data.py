@@ -192,7 +192,7 @@ def test_missing_data_names_every_install_command(home, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"name": "cifar10"}, "name must be one of"),
+    ({"name": "imagenet"}, "data must be one of .*cifar10.*image folder"),
     ({"name": "mnist", "split": "val"}, "split must be"),
     ({"name": "fashion-mnist", "n": 0}, "n must be in"),
     ({"name": "fashion-mnist", "n": 10001}, "n must be in"),
@@ -213,4 +213,6 @@ def test_labeled_data_rejects_wrong_dtypes():
         LabeledData(torch.zeros(2, 1, 4, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.long), ["a"], "t", "s")
     with pytest.raises(ValueError, match="y must be int64"):
         LabeledData(torch.zeros(2, 1, 4, 4), torch.zeros(3, dtype=torch.long), ["a"], "t", "s")
-    assert advx_data.DATASETS.keys() == {"fashion-mnist", "mnist"}
+    with pytest.raises(ValueError, match="x must be float32"):
+        LabeledData(torch.zeros(2), torch.zeros(2, dtype=torch.long), ["a"], "t", "s")  # no per-sample axis
+    assert advx_data.DATASETS.keys() == {"fashion-mnist", "mnist", "cifar10", "cifar100"}

@@ -32,7 +32,8 @@ class ChecksumError(OSError):
 class LabeledData:
     """Images and labels of one split of a data set.
 
-    ``x``: float32 (N, C, H, W) in ``bounds``; ``y``: int64 (N,);
+    ``x``: float32 (N, C, H, W) in ``bounds`` (a user's own file may hold other (N, ...) shapes);
+    ``y``: int64 (N,);
     ``classes[k]`` names label k; ``source`` says in words which source was used.
     """
 
@@ -45,8 +46,8 @@ class LabeledData:
     bounds: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
-        if self.x.dim() != 4 or self.x.dtype != torch.float32:
-            raise ValueError(f"x must be float32 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.x.dim() < 2 or self.x.dtype != torch.float32:
+            raise ValueError(f"x must be float32 (N, C, H, W) or (N, ...), got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.shape != (self.x.shape[0],) or self.y.dtype != torch.int64:
             raise ValueError(f"y must be int64 ({self.x.shape[0]},), got {self.y.dtype} {tuple(self.y.shape)}")
 
