@@ -17,17 +17,23 @@
 
 Both are split 80/20 into train/test, stratified by label, with a fixed seed,
 so every run and every machine sees the same test set.
+
+Your own data: :func:`load_text_file` reads a CSV or JSON Lines file of
+(text, label) rows, strictly (see its docstring).
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TextDataset", "load_bbc", "load_tweets", "load_text_dataset", "DATASETS"]
+__all__ = ["TextDataset", "load_bbc", "load_tweets", "load_text_dataset", "load_text_file", "DATASETS",
+           "MAX_TEXT_CHARS"]
 
 BBC_LABELS = ("business", "entertainment", "politics", "sports", "tech")
 TWEET_LABELS = ("negative", "positive")
@@ -134,3 +140,102 @@ def load_text_dataset(name: str, split: str = "test") -> TextDataset:
     if name not in DATASETS:
         raise ValueError(f"unknown text dataset {name!r}; choose one of {sorted(DATASETS)}")
     return DATASETS[name](split)
+
+
+#: longest text accepted from a file by default (characters); every query re-sends the whole text
+MAX_TEXT_CHARS = 10_000
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _label(value, row: str, label_names: tuple[str, ...] | None) -> int:
+    """An integer class index, or a class name from ``label_names``; never a silent cast of 1.5, "1.0" or True."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{row}: label {value!r} is not an integer class index; labels are integers "
+                         f"0..C-1{' or class names' if label_names else ''}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        v = value.strip()
+        if label_names and v in label_names:
+            return label_names.index(v)
+        if _INT.fullmatch(v):
+            return int(v)
+        known = f"; the model's classes are {list(label_names)}" if label_names else ""
+        raise ValueError(f"{row}: label {value!r} is neither an integer class index nor a class name{known}")
+    raise ValueError(f"{row}: label {value!r} ({type(value).__name__}) is not an integer class index")
+
+
+def load_text_file(path: str | Path, text_column: str = "text", label_column: str = "label",
+                   label_names: tuple[str, ...] | list[str] | None = None, max_chars: int = MAX_TEXT_CHARS) -> TextDataset:
+    """(text, label) rows from a ``.csv`` (header row) or ``.jsonl`` (one JSON object per line) file.
+
+    Strict, so that a run never measures something other than what the file says:
+
+    * the text and label columns must exist (their names are ``text_column`` and
+      ``label_column``); the error lists the columns the file has;
+    * a text must be a non-empty string (after stripping spaces) of at most
+      ``max_chars`` characters -- every query sends the whole text, so one
+      200,000-character row would take minutes;
+    * a label is an integer class index (JSON integer, or digits in a CSV cell) or,
+      with ``label_names``, a class name; ``1.5``, ``"1.0"``, ``true`` and, in JSON,
+      the string ``"1"`` are refused rather than read as 1;
+    * with ``label_names``, labels must be in ``[0, len(label_names))``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--data {path}: no such file (give a .csv or .jsonl file, or a built-in corpus: "
+                                f"{sorted(DATASETS)})")
+    names = tuple(label_names) if label_names else None
+    suffix = path.suffix.lower()
+    rows: list[tuple[str, object, object]] = []  # (where, text, label)
+    if suffix == ".csv":
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            cols = reader.fieldnames or []
+            missing = [c for c in (text_column, label_column) if c not in cols]
+            if missing:
+                raise ValueError(f"{path}: no column {missing[0]!r}; the header has {cols} "
+                                 f"(choose the columns with --text-column / --label-column)")
+            for k, r in enumerate(reader, start=2):
+                rows.append((f"{path}:{k}", r[text_column], r[label_column]))
+    elif suffix in (".jsonl", ".ndjson"):
+        with open(path, encoding="utf-8-sig") as fh:
+            for k, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{k}: not valid JSON ({e.msg})") from e
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{path}:{k}: each line must be a JSON object with {text_column!r} and "
+                                     f"{label_column!r}, got {type(obj).__name__}")
+                missing = [c for c in (text_column, label_column) if c not in obj]
+                if missing:
+                    raise ValueError(f"{path}:{k}: no key {missing[0]!r}; the object has {sorted(obj)} "
+                                     f"(choose the keys with --text-column / --label-column)")
+                rows.append((f"{path}:{k}", obj[text_column], obj[label_column]))
+    else:
+        raise ValueError(f"--data {path}: unknown file type {path.suffix!r}; use .csv (with a header) or .jsonl")
+    if not rows:
+        raise ValueError(f"{path}: no examples")
+    texts, labels = [], []
+    for where, text, label in rows:
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: text must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"{where}: empty text; remove the row")
+        if len(text) > max_chars:
+            raise ValueError(f"{where}: text is {len(text):,} characters, over the limit of {max_chars:,} "
+                             f"(--max-chars); every query sends the whole text, so shorten it or raise the limit")
+        y = _label(label, where, names)
+        if names is not None and not 0 <= y < len(names):
+            raise ValueError(f"{where}: label {y} is outside the model's {len(names)} classes "
+                             f"(0..{len(names) - 1}: {list(names)})")
+        if y < 0:
+            raise ValueError(f"{where}: label {y} is negative; labels are class indices 0..C-1")
+        texts.append(text)
+        labels.append(y)
+    if names is None:
+        names = tuple(str(c) for c in range(max(labels) + 1))
+    return TextDataset(texts, labels, names, path.name)

@@ -23,10 +23,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-__all__ = ["CharTokenizer", "WordTokenizer", "CharCNN", "WordCNN", "save_text_model", "load_text_model"]
+__all__ = ["CharTokenizer", "WordTokenizer", "CharCNN", "WordCNN", "save_text_model", "load_text_model", "read_sidecar",
+           "check_sidecar"]
 
 PAD, UNK = 0, 1
 DEFAULT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 -,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{}\n"
@@ -164,16 +166,80 @@ def save_text_model(path: str | Path, model: nn.Module, tokenizer, label_names: 
     return path.with_suffix(".json")
 
 
+MAX_SIDECAR_BYTES = 64 << 20
+#: sane upper limits checked before a model is allocated (a sidecar is untrusted input)
+LIMITS = {"vocab_size": 2_000_000, "classes": 10_000, "dim": 4096, "channels": 4096, "max_len": 100_000}
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The JSON sidecar ``<path>.json`` of a saved text model, parsed (a JSON object, at most 64 MB)."""
+    meta_path = Path(path).with_suffix(".json")
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"expected {meta_path} (written by advx text train)")
+    if meta_path.stat().st_size > MAX_SIDECAR_BYTES:
+        raise ValueError(f"{meta_path} is {meta_path.stat().st_size} bytes; a text model sidecar is at most "
+                         f"{MAX_SIDECAR_BYTES >> 20} MB")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{meta_path} is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path} must hold a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def check_sidecar(meta: dict, where: str = "sidecar") -> None:
+    """Refuse a CharCNN/WordCNN sidecar whose sizes are absurd or inconsistent, before allocating anything."""
+    cfg, tok = meta.get("config"), meta.get("tokenizer")
+    if not isinstance(cfg, dict) or not isinstance(tok, dict):
+        raise ValueError(f"{where}: needs 'config' and 'tokenizer' objects")
+    allowed = {"vocab_size", "classes", "dim", "channels", "dropout"}
+    if set(cfg) - allowed:
+        raise ValueError(f"{where}: unknown config keys {sorted(set(cfg) - allowed)}")
+    for key, v in cfg.items():
+        if key == "dropout":
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v < 1:
+                raise ValueError(f"{where}: config.dropout must be a number in [0, 1), got {v!r}")
+        elif type(v) is not int or not 1 <= v <= LIMITS[key]:
+            raise ValueError(f"{where}: config.{key} must be an integer in [1, {LIMITS[key]:,}], got {v!r}")
+    ml = tok.get("max_len")
+    if type(ml) is not int or not 1 <= ml <= LIMITS["max_len"]:
+        raise ValueError(f"{where}: tokenizer.max_len must be an integer in [1, {LIMITS['max_len']:,}], got {ml!r}")
+    kind = tok.get("kind")
+    items = tok.get("alphabet") if kind == "char" else tok.get("vocab") if kind == "word" else None
+    if not isinstance(items, str | list):
+        raise ValueError(f"{where}: tokenizer must be kind 'char' with an alphabet or 'word' with a vocab")
+    if cfg.get("vocab_size") != len(items) + 2:
+        raise ValueError(f"{where}: config.vocab_size is {cfg.get('vocab_size')!r} but the tokenizer has "
+                         f"{len(items)} entries (+2 for padding and unknown)")
+    names = meta.get("label_names")
+    if not isinstance(names, list) or len(names) != cfg.get("classes") or not all(isinstance(x, str) for x in names):
+        raise ValueError(f"{where}: label_names must be a list of config.classes = {cfg.get('classes')!r} strings")
+
+
 def load_text_model(path: str | Path):
-    """(model in eval mode, tokenizer, metadata) from files written by :func:`save_text_model`."""
+    """(model in eval mode, tokenizer, metadata) from files written by :func:`save_text_model`.
+
+    The sidecar is validated (sizes, consistency with the tokenizer, then the
+    tensor shapes in the safetensors header) before the model is built.
+    """
     path = Path(path)
     meta_path, weights_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
     if not meta_path.is_file() or not weights_path.is_file():
         raise FileNotFoundError(f"expected {meta_path} and {weights_path} (written by advx text train)")
-    meta = json.loads(meta_path.read_text())
+    meta = read_sidecar(path)
     arch = meta.get("architecture")
     if arch not in ARCHITECTURES:
         raise ValueError(f"{meta_path}: unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    check_sidecar(meta, str(meta_path))
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in ARCHITECTURES[arch](**meta["config"]).state_dict().items()}
+    with safe_open(str(weights_path), "pt") as fh:
+        have = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    if have != shapes:
+        bad = sorted(k for k in set(have) | set(shapes) if have.get(k) != shapes.get(k))
+        raise ValueError(f"{weights_path} does not match {meta_path}: tensors {bad[:4]} differ "
+                         f"(expected {[shapes.get(k) for k in bad[:4]]}, found {[have.get(k) for k in bad[:4]]})")
     model = ARCHITECTURES[arch](**meta["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights_path)).items()}
     model.load_state_dict(state)
