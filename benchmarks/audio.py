@@ -1,6 +1,10 @@
 """Targeted success rate versus the dB bound on the spoken-digit model (synthetic speech).
 
     python benchmarks/audio.py --n 50 --dbs=-20,-30,-40,-50,-60,-70 --out runs/bench_audio.json
+    python benchmarks/audio.py --model digits-kws-floor --n 50 --dbs=-30,-40,-50,-60,-70 --parts sweep,cw
+
+(the second: the same network trained with the log-mel floor 70 dB below full
+scale instead of the absolute 1e-6 -- the noise-floor comparison.)
 
 * PGD (margin loss) inside Decibels(db) for each bound: targeted success rate
   over the clips the model classifies correctly, and the median dB_x of successes.
@@ -33,6 +37,7 @@ def _targets(y: torch.Tensor, seed: int) -> torch.Tensor:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="digits-kws", help="digits-kws or digits-kws-floor")
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--dbs", default="-20,-30,-40,-50,-60,-70")
     p.add_argument("--steps", type=int, default=100)
@@ -44,7 +49,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench_audio.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model("digits-kws")
+    model = load_model(args.model)
     data = load_digits("espeak", "test", limit=args.n)
     with torch.no_grad():
         right = model(data.waves).argmax(1) == data.labels
@@ -70,7 +75,8 @@ def main() -> None:
     if args.eot and "eot" in parts:
         rows += _eot(model, x, y, t, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"data": data.description, "attacked": len(x), "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"model": args.model, "data": data.description, "attacked": len(x), "rows": rows},
+                                   indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -9,6 +9,18 @@ linearly (in Hz) from corner i to i+1 and falls to corner i+2. With
 ``LogMel`` computes log(mel_filterbank @ |STFT|^2 + floor): a periodic Hann
 window of ``win_length`` centred in ``n_fft``, frames every ``hop_length``
 samples, the signal zero-padded by n_fft // 2 on both sides (``center=True``).
+
+The floor. An absolute ``floor=1e-6`` (the default, kept for the committed
+``digits-kws`` weights) sits 100 dB below a full-scale sine: in the digital
+silence of synthetic speech every time-frequency cell is at log(1e-6), and a
+perturbation far below anything audible (-70 dB re the clip's peak) lifts those
+cells by several nats -- the model sees it as loudly as speech. ``floor_db``
+instead puts the floor a fixed number of decibels below a fixed reference, the
+mel power of a full-scale sine at a filter's centre, ((sum of the window) / 2)^2
+(10^4 for the 400-sample Hann window): ``floor_db=-70`` adds 10^4 * 10^-7 = 10^-3.
+The reference does not depend on the clip (a clip-relative floor would hand the
+adversary another knob), so quiet cells stay quiet until a perturbation is
+about as loud as the floor.
 """
 
 from __future__ import annotations
@@ -56,17 +68,28 @@ class LogMel(nn.Module):
 
     def __init__(self, sample_rate: int = 16000, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
                  n_mels: int = 40, f_min: float = 20.0, f_max: float | None = None, floor: float = 1e-6,
-                 norm: str | None = None):
+                 norm: str | None = None, floor_db: float | None = None):
         super().__init__()
         if win_length > n_fft:
             raise ValueError(f"win_length ({win_length}) must be <= n_fft ({n_fft})")
         if floor <= 0 or not math.isfinite(floor):
             raise ValueError(f"floor must be a positive number (it keeps log finite), got {floor!r}")
         self.sample_rate, self.n_fft, self.win_length, self.hop_length = sample_rate, n_fft, win_length, hop_length
+        window = torch.hann_window(win_length, periodic=True)
+        self.floor_db = None if floor_db is None else float(floor_db)
+        if self.floor_db is not None:
+            if not math.isfinite(self.floor_db):
+                raise ValueError(f"floor_db must be a finite number of decibels (e.g. -70), got {floor_db!r}")
+            floor = self.reference_power(window) * 10 ** (self.floor_db / 10)
         self.floor = float(floor)
-        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        self.register_buffer("window", window, persistent=False)
         fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, norm).float()
         self.register_buffer("filters", fb, persistent=False)
+
+    @staticmethod
+    def reference_power(window: Tensor) -> float:
+        """Mel power of a full-scale sine at a filter's centre: ((sum of the window) / 2)^2."""
+        return float(window.double().sum() / 2) ** 2
 
     def power(self, wave: Tensor) -> Tensor:
         """|STFT|^2, shape (N, n_fft // 2 + 1, frames)."""
@@ -86,4 +109,5 @@ class LogMel(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, win_length={self.win_length}, "
-                f"hop_length={self.hop_length}, n_mels={self.filters.shape[0]}, floor={self.floor:g}")
+                f"hop_length={self.hop_length}, n_mels={self.filters.shape[0]}, floor={self.floor:g}"
+                + (f" ({self.floor_db:g} dB re full scale)" if self.floor_db is not None else ""))

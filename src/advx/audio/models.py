@@ -24,7 +24,8 @@ from advx.audio.frontend import LogMel
 
 __all__ = ["KeywordSpotter", "load_model", "MODELS", "model_info"]
 
-MODELS = {"digits-kws": "digits-kws"}  #: name -> weights stem under advx/audio/weights
+#: name -> weights stem under advx/audio/weights; "phrases-ctc" is the CTC recogniser (advx.audio.ctc)
+MODELS = {"digits-kws": "digits-kws", "digits-kws-floor": "digits-kws-floor", "phrases-ctc": "phrases-ctc"}
 
 
 def _block(c_in: int, c_out: int, pool: bool, stride: int = 1) -> nn.Sequential:
@@ -36,11 +37,11 @@ class KeywordSpotter(nn.Module):
     """Waveform (N, T) or (N, 1, T) -> logits (N, classes)."""
 
     def __init__(self, classes: int = 10, n_mels: int = 40, width: int = 24, sample_rate: int = 16000,
-                 floor: float = 1e-6):
+                 floor: float = 1e-6, floor_db: float | None = None):
         super().__init__()
         self.config = {"classes": classes, "n_mels": n_mels, "width": width, "sample_rate": sample_rate,
-                       "floor": floor}
-        self.frontend = LogMel(sample_rate=sample_rate, n_mels=n_mels, floor=floor)
+                       "floor": floor, **({"floor_db": floor_db} if floor_db is not None else {})}
+        self.frontend = LogMel(sample_rate=sample_rate, n_mels=n_mels, floor=floor, floor_db=floor_db)
         w = width
         self.body = nn.Sequential(_block(1, w, False, stride=2), _block(w, 2 * w, True), _block(2 * w, 4 * w, True),
                                   _block(4 * w, 4 * w, False))
@@ -65,18 +66,28 @@ def model_info(name: str = "digits-kws") -> dict:
         raise ValueError(f"unknown audio model {name!r}; available: {sorted(MODELS)}")
     path = _weights_dir() / f"{MODELS[name]}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no metadata for {name!r} at {path}; train it with `python -m advx.audio.train`")
+        raise FileNotFoundError(f"no metadata for {name!r} at {path}; train it with `python -m {_recipe(name)}`")
     return json.loads(path.read_text())
 
 
-def load_model(name: str = "digits-kws", device: str | torch.device = "cpu") -> KeywordSpotter:
-    """A pretrained audio model in eval mode (weights loaded with safetensors, no pickle)."""
+def _recipe(name: str) -> str:
+    return "advx.audio.ctc_train" if name.endswith("-ctc") else "advx.audio.train"
+
+
+def load_model(name: str = "digits-kws", device: str | torch.device = "cpu") -> nn.Module:
+    """A pretrained audio model in eval mode (weights loaded with safetensors, no pickle):
+    a :class:`KeywordSpotter`, or for "phrases-ctc" a :class:`~advx.audio.ctc.CTCRecognizer`."""
     from safetensors.torch import load_file  # noqa: PLC0415
 
     info = model_info(name)
-    model = KeywordSpotter(**info["config"])
+    if name.endswith("-ctc"):
+        from advx.audio.ctc import CTCRecognizer  # noqa: PLC0415
+
+        model = CTCRecognizer(**info["config"])
+    else:
+        model = KeywordSpotter(**info["config"])
     path = _weights_dir() / f"{MODELS[name]}.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"no weights for {name!r} at {path}; train them with `python -m advx.audio.train`")
+        raise FileNotFoundError(f"no weights for {name!r} at {path}; train them with `python -m {_recipe(name)}`")
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval()

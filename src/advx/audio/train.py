@@ -1,6 +1,11 @@
 """The recipe that trains the committed ``digits-kws`` weights.
 
     python -m advx.audio.train --out src/advx/audio/weights --epochs 6
+    python -m advx.audio.train --out src/advx/audio/weights --epochs 6 --floor-db -70 --name digits-kws-floor
+
+The second trains the same network with the log-mel floor 70 dB below full
+scale instead of the absolute 1e-6 (see :mod:`advx.audio.frontend`): the
+noise-floor comparison of docs/audio.md.
 
 Data: the synthetic espeak-ng digits (:func:`advx.audio.data.load_digits`),
 train split; the val split picks the best epoch; accuracy is reported on the
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -56,13 +62,13 @@ def _augment(x: Tensor, g: torch.Generator) -> Tensor:
 
 
 def train_kws(epochs: int = 6, batch: int = 64, lr: float = 3e-3, width: int = 16, seed: int = 0,
-              threads: int = 1) -> tuple[KeywordSpotter, dict]:
+              threads: int = 1, floor_db: float | None = None, name: str = "digits-kws") -> tuple[KeywordSpotter, dict]:
     """Train a :class:`KeywordSpotter` on the espeak-ng digits; returns it and its metadata."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     train, val, test = (load_digits("espeak", s) for s in ("train", "val", "test"))
-    model = KeywordSpotter(width=width)
+    model = KeywordSpotter(width=width, floor_db=floor_db)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * (len(train) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
@@ -87,7 +93,7 @@ def train_kws(epochs: int = 6, batch: int = 64, lr: float = 3e-3, width: int = 1
     model.load_state_dict(best_state)
     model.eval()
     info = {
-        "name": "digits-kws",
+        "name": name,
         "config": model.config,
         "data": f"{_VERSION}: synthetic speech (espeak-ng) spoken digits, splits disjoint by voice",
         "train_clips": len(train), "val_clips": len(val), "test_clips": len(test),
@@ -110,14 +116,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--floor-db", type=float, default=None, help="log-mel floor in dB re full scale")
+    parser.add_argument("--name", default="digits-kws", help="weights file stem")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from safetensors.torch import save_file  # noqa: PLC0415
 
-    model, info = train_kws(epochs=args.epochs, width=args.width, seed=args.seed, threads=args.threads)
+    model, info = train_kws(epochs=args.epochs, width=args.width, seed=args.seed, threads=args.threads,
+                            floor_db=args.floor_db, name=args.name)
+    info["command"] = "python -m advx.audio.train " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / "digits-kws.safetensors"))
-    (args.out / "digits-kws.json").write_text(json.dumps(info, indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"{args.name}.safetensors"))
+    (args.out / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("saved to %s: val %.4f, test (held-out voices) %.4f", args.out, info["val_accuracy"],
              info["test_accuracy"])
 
