@@ -37,7 +37,7 @@ def test_label_only_view_gives_the_identical_attack(name):
 
 @pytest.mark.parametrize("name", ATTACKS)
 @settings(max_examples=6)
-@given(seed=st.integers(0, 1000), queries=st.integers(1, 120), eps=st.sampled_from([0.05, 0.5, 10.0]))
+@given(seed=st.integers(0, 1000), queries=st.integers(3, 120), eps=st.sampled_from([0.05, 0.5, 10.0]))
 def test_budget_never_exceeded_and_result_inside_threat(name, seed, queries, eps):
     model = TinyConv()
     g = torch.Generator().manual_seed(seed)
@@ -45,7 +45,7 @@ def test_budget_never_exceeded_and_result_inside_threat(name, seed, queries, eps
     y = torch.randint(0, 5, (4,), generator=g)
     attack = ATTACKS[name](eps, queries)
     res = attack(model, x, y)
-    assert bool((res.queries <= queries + 2).all()), res.queries
+    assert bool((res.queries <= queries).all()), res.queries  # a hard budget: the contract's 2 included
     assert bool((res.x_adv >= 0).all() and (res.x_adv <= 1).all())
     assert bool((attack.threat.distance(res.x_adv, x) <= eps * (1 + 1e-5)).all())
 

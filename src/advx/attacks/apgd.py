@@ -41,7 +41,8 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
 from advx.attacks.losses import LossFn, dlr, get_loss, margin
-from advx.threat import L0, L1, Threat, per_sample
+from advx.attacks.registry import register
+from advx.threat import L1, Threat, per_sample
 
 __all__ = ["APGD", "APGDT", "checkpoints"]
 
@@ -54,22 +55,11 @@ def checkpoints(steps: int) -> list[int]:
     return sorted({math.ceil(round(q * steps, 9)) for q in p[1:] if q <= 1})
 
 
-def _sparse_step(threat: Threat, grad: Tensor, x_adv: Tensor, frac: Tensor) -> Tensor:
-    """Sign of the top ``frac`` (per sample) gradient coordinates that can still
-    move, scaled to unit L1 norm (the l1-APGD direction)."""
-    g = grad.reshape(len(grad), -1)
-    lo, hi = threat.box(x_adv)
-    xa = x_adv.reshape(len(x_adv), -1)
-    stuck = ((g > 0) & (xa >= hi.expand_as(x_adv).reshape(xa.shape))) | (
-        (g < 0) & (xa <= lo.expand_as(x_adv).reshape(xa.shape)))
-    g = g.masked_fill(stuck, 0)
-    n = g.shape[1]
-    k = (frac * n).floor().clamp(1, n).long()
-    thr = g.abs().sort(dim=1, descending=True).values.gather(1, (k - 1)[:, None])
-    s = torch.where((g.abs() >= thr) & (g != 0), g.sign(), torch.zeros_like(g))
-    return (s / s.abs().sum(1, keepdim=True).clamp_min(1)).reshape(grad.shape)
-
-
+@register("apgd-ce", threats=("linf", "l2", "l1", "db"), kind="gradient", budget=("steps", "restarts"),
+          options={"loss": "ce"},
+          summary="auto-PGD on cross-entropy, self-adapting step (Croce & Hein 2020, arXiv:2003.01690)")
+@register("apgd-dlr", threats=("linf", "l2", "l1", "db"), kind="gradient", budget=("steps", "restarts"),
+          options={"loss": "dlr"}, summary="auto-PGD on the DLR loss (Croce & Hein 2020, arXiv:2003.01690)")
 class APGD(Attack):
     """Auto-PGD (Croce & Hein 2020); l1-APGD (Croce & Hein 2021) for L1 threats.
 
@@ -87,8 +77,6 @@ class APGD(Attack):
     def __init__(self, threat: Threat, steps: int = 100, restarts: int = 1, loss: str | LossFn = "ce",
                  rho: float = 0.75, momentum: float = 0.75, seed: int = 0):
         super().__init__(threat, seed)
-        if isinstance(threat, L0):
-            raise ValueError("threat: APGD works for Linf, L2 and L1 threats, not L0; use an L0 attack such as JSMA")
         self.steps, self.restarts = positive_int("steps", steps), positive_int("restarts", restarts)
         self.loss = get_loss(loss)
         self.rho = in_range("rho", rho, 0, 1, low_open=True)
@@ -169,7 +157,7 @@ class APGD(Attack):
             # --- the step to x_k+1
             xa, xs = s["x"], x0[act]
             if sparse:
-                x_new = threat.project(xa + per_sample(s["eta"], xa) * _sparse_step(threat, s["grad"], xa, s["frac"]), xs)
+                x_new = threat.project(xa + per_sample(s["eta"], xa) * threat.step(s["grad"], xa, k=(s["frac"] * xa[0].numel()).floor()), xs)
             else:
                 z = threat.project(xa + per_sample(s["eta"], xa) * threat.step(s["grad"], xa), xs)
                 a = 1.0 if k == 0 else self.momentum
@@ -211,6 +199,8 @@ class APGD(Attack):
         s["f"] = torch.where(flag, s["f_max"], s["f"])
 
 
+@register("apgd-t", threats=("linf", "l2", "l1", "db"), kind="gradient", budget=("steps", "restarts"),
+          summary="auto-PGD, targeted DLR against the top other classes (Croce & Hein 2020, arXiv:2003.01690)")
 class APGDT(APGD):
     """APGD-T: targeted APGD on the DLR loss (Croce & Hein 2020).
 

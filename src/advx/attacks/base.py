@@ -9,7 +9,12 @@ for every attack), and judges success with the model on the returned ``x_adv``.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+import numbers
+import operator
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,14 +23,19 @@ import torch
 from torch import Tensor
 
 from advx.model import ModelFn, QueryCounter, attack_mode, input_gradient
-from advx.threat import Threat
+from advx.threat import Threat, per_sample
 
 __all__ = [
-    "Attack", "AttackResult", "AttackContext", "is_adversarial",
-    "BestRuns", "best_of_restarts", "top_targets", "positive_int", "in_range", "as_image",
+    "Attack", "AttackResult", "AttackContext", "is_adversarial", "UnsupportedThreat", "NonFiniteLogits",
+    "BestRuns", "best_of_restarts", "top_targets", "positive_int", "in_range", "as_image", "CONTRACT_QUERIES",
+    "query_budget",
 ]
 
 log = logging.getLogger(__name__)
+
+#: forwards every call spends on each sample besides the attack's own: the clean one and the final judgement.
+#: A query budget (``queries=``) includes them: ``result.queries <= queries`` on every sample.
+CONTRACT_QUERIES = 2
 
 
 @dataclass
@@ -115,7 +125,8 @@ class Attack(ABC):
         if not isinstance(threat, Threat):
             raise TypeError(f"threat must be an advx.threat.Threat (e.g. Linf(8/255)), got {type(threat).__name__}")
         self.threat = threat
-        self.seed = int(seed)
+        self.seed = positive_int("seed", seed, minimum=0)
+        self.check_threat()
 
     @abstractmethod
     def run(self, ctx: AttackContext) -> Tensor:
@@ -130,34 +141,59 @@ class Attack(ABC):
         target: Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        nonfinite: str = "raise",
     ) -> AttackResult:
+        """Attack ``model`` on the batch ``x`` (labels ``y``; ``target`` makes it targeted).
+
+        A model returning NaN or inf logits raises :class:`NonFiniteLogits`; with
+        ``nonfinite="fail"`` those samples are marked failed instead (never success),
+        with a warning. N = 0 returns an empty result without calling the model.
+        Inputs of another floating dtype than the model's (an ``nn.Module`` with
+        floating parameters) are attacked in the model's dtype and returned in theirs.
+        """
         if not callable(model):
             raise TypeError(f"model must be callable (an nn.Module or a function of x), got {type(model).__name__}")
+        if nonfinite not in ("raise", "fail"):
+            raise ValueError(f"nonfinite must be 'raise' or 'fail', got {nonfinite!r}")
+        self.check_threat()
         _check_inputs(self.threat, x, y, target)
+        n = x.shape[0]
+        if n == 0:
+            return _empty_result(x)
         if generator is None:
             generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        work = _model_dtype(model, x)
+        xw = x if work == x.dtype else x.to(work)
         with attack_mode(model) as m, torch.no_grad():
-            n = x.shape[0]
+            guarded = _FiniteLogits(m, type(self).__name__, raise_=nonfinite == "raise")
             counter = QueryCounter(n, x.device)
-            clean_logits = m(x)
+            clean_logits = _first_forward(guarded, xw)
             counter.add(None, forwards=1)
             _check_logits(clean_logits, n)
             num_classes = clean_logits.shape[1]
             _check_labels(y, target, num_classes)
-            clean_success = is_adversarial(clean_logits, y, target)
-            ctx = AttackContext(m, x, y, target, generator, counter, num_classes, clean_success)
-            if n == 0:
-                x_adv = x.clone()
-            else:
-                x_adv = self.run(ctx).detach()
-            x_adv = self.threat.project(x_adv.to(dtype=x.dtype), x)
-            logits = m(x_adv) if n else clean_logits
+            clean_ok = _finite_rows(clean_logits)
+            clean_success = is_adversarial(clean_logits, y, target) & clean_ok
+            ctx = AttackContext(guarded, xw, y, target, generator, counter, num_classes, clean_success)
+            x_adv = self.run(ctx).detach().to(dtype=x.dtype)
+            bad = ~_finite_rows(x_adv)
+            if bool(bad.any()):
+                warnings.warn(f"{type(self).__name__}: x_adv had non-finite values on {int(bad.sum())} of {n} "
+                              "samples (NaN gradients?); those samples are returned as x", UserWarning, stacklevel=2)
+                x_adv = torch.where(per_sample(bad, x_adv), x, x_adv)
+            x_adv = self.threat.project(x_adv, x)
+            logits = guarded(x_adv if work == x.dtype else x_adv.to(work))
             counter.add(None, forwards=1)
-            success = is_adversarial(logits, y, target)
+            ok = _finite_rows(logits)
+            success = is_adversarial(logits, y, target) & ok
             keep = clean_success & ~success  # never worse than the clean input itself
             if bool(keep.any()):
                 x_adv[keep], logits[keep], success[keep] = x[keep], clean_logits[keep], True
-            clean_correct = clean_logits.argmax(1) == y
+            clean_correct = (clean_logits.argmax(1) == y) & clean_ok
+            if not bool(ok.all() and clean_ok.all()):
+                warnings.warn(f"{type(self).__name__}: the model returned non-finite logits on "
+                              f"{int((~ok | ~clean_ok).sum())} of {n} samples; they are marked failed",
+                              UserWarning, stacklevel=2)
         return AttackResult(
             x_adv=x_adv,
             success=success,
@@ -168,17 +204,104 @@ class Attack(ABC):
             clean_correct=clean_correct,
         )
 
+    def check_threat(self) -> None:
+        """Refuse a ``self.threat`` this attack's registration does not list (:mod:`advx.attacks.registry`).
+
+        Raises :class:`UnsupportedThreat` (a TypeError and a ValueError) naming the attack, the
+        supported threats and the given one. Unregistered attacks (a user's own) check nothing
+        here; a subclass of a registered attack inherits its threats.
+        """
+        from advx.attacks import registry  # noqa: PLC0415 -- registry imports attack modules lazily
+
+        allowed = registry.supported_threats(type(self))
+        norm = getattr(self.threat, "norm_name", None)
+        if allowed is None or norm in allowed:
+            return
+        listed = registry.threat_label(allowed)
+        first = registry.threat_label(allowed[:1])
+        raise UnsupportedThreat(f"threat: {type(self).__name__} supports advx.threat.{listed} threats, got "
+                                f"{type(self.threat).__name__}; pass e.g. {first}(eps)")
+
     def require_threat(self, *allowed: type[Threat]) -> None:
-        """Refuse (TypeError) a ``self.threat`` that is none of the ``allowed`` classes."""
+        """Refuse (:class:`UnsupportedThreat`) a ``self.threat`` that is none of the ``allowed`` classes.
+
+        For attacks outside the registry; registered attacks declare their threats in ``register``.
+        """
         if not isinstance(self.threat, allowed):
             names = [t.__name__ for t in allowed]
             listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-            raise TypeError(f"threat: {type(self).__name__} supports advx.threat.{listed} threats, got "
-                            f"{type(self.threat).__name__}; pass e.g. {names[0]}(eps)")
+            raise UnsupportedThreat(f"threat: {type(self).__name__} supports advx.threat.{listed} threats, got "
+                                    f"{type(self.threat).__name__}; pass e.g. {names[0]}(eps)")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("threat", "seed"))
         return f"{type(self).__name__}({self.threat!r}{', ' if fields else ''}{fields})"
+
+
+
+class UnsupportedThreat(TypeError, ValueError):
+    """The attack does not support this kind of threat (a TypeError and, for callers that expect it, a ValueError)."""
+
+
+class NonFiniteLogits(ValueError):
+    """The model returned NaN or inf logits; advx never counts them as success."""
+
+
+class _FiniteLogits:
+    """The model, with every output checked for NaN/inf (raise, or let the caller mark the rows failed)."""
+
+    def __init__(self, model: ModelFn, attack: str, raise_: bool = True):
+        self.model, self.attack, self.raise_ = model, attack, raise_
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        if self.raise_ and isinstance(out, Tensor) and out.is_floating_point():
+            finite = torch.isfinite(out.detach())
+            if not bool(finite.all()):
+                rows = ~finite.reshape(len(out), -1).all(1) if out.dim() else finite.reshape(1)
+                raise NonFiniteLogits(
+                    f"model returned non-finite logits (NaN or inf) on {int(rows.sum())} of {len(rows)} inputs "
+                    f"during {self.attack}; advx never counts NaN as success. Check the model and the scale of "
+                    "its inputs, or call the attack with nonfinite='fail' to mark those samples failed")
+        return out
+
+    def __getattr__(self, name):  # attributes of the wrapped model (e.g. .training) stay visible
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+def _finite_rows(t: Tensor) -> Tensor:
+    return torch.isfinite(t).reshape(len(t), -1).all(1)
+
+
+def _model_dtype(model, x: Tensor) -> torch.dtype:
+    """The floating dtype of an nn.Module's first floating parameter or buffer; else x's (a plain callable)."""
+    if isinstance(model, torch.nn.Module):
+        for t in itertools.chain(model.parameters(), model.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+    return x.dtype
+
+
+def _first_forward(model, x: Tensor) -> Tensor:
+    """The clean forward; a dtype clash inside the model becomes an error naming x's dtype."""
+    try:
+        return model(x)
+    except RuntimeError as e:
+        text = str(e)
+        if x.dtype != torch.float32 and ("type" in text.lower() or "dtype" in text.lower()):
+            raise TypeError(f"x has dtype {x.dtype}, which the model does not take ({text.splitlines()[0]}); "
+                            "convert x to the model's dtype, e.g. x.float()") from e
+        raise
+
+
+def _empty_result(x: Tensor) -> AttackResult:
+    """The result for N = 0: nothing attacked, nothing spent (the model is not called)."""
+    none = torch.zeros(0, dtype=torch.long, device=x.device)
+    no = torch.zeros(0, dtype=torch.bool, device=x.device)
+    return AttackResult(x_adv=x.clone(), success=no, distance=x.new_zeros(0), queries=none, gradients=none.clone(),
+                        logits=x.new_zeros((0, 0)), clean_correct=no.clone())
 
 
 def _check_inputs(threat: Threat, x: Tensor, y: Tensor, target: Tensor | None) -> None:
@@ -233,14 +356,47 @@ def as_image(x: Tensor) -> Tensor:
 
 
 def positive_int(name: str, value, minimum: int = 1, note: str = "") -> int:
-    """``int(value)``, refused (ValueError naming ``name``) below ``minimum``."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{name} must be a whole number >= {minimum}{note}, got {value!r}") from None
+    """``value`` as an int, refused (ValueError naming ``name``) below ``minimum`` or when not a whole number.
+
+    Integers, integral floats (``1e3``) and digit strings pass; ``2.5``, ``True``, NaN and ``"2.5"`` do not
+    (no silent rounding).
+    """
+    number = _whole(value)
+    if number is None:
+        if value is None or not isinstance(value, (numbers.Number, str, Tensor)):
+            raise TypeError(f"{name} must be a whole number >= {minimum}{note}, got {value!r}")
+        raise ValueError(f"{name} must be a whole number >= {minimum}{note}, got {value!r}")
     if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}{note}, got {value!r}")
     return number
+
+
+def _whole(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        return int(text) if text.lstrip("+-").isdigit() else None
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            return None
+        value = value.item()
+    try:
+        return operator.index(value)
+    except TypeError:
+        pass
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and f.is_integer() else None
+
+
+def query_budget(queries, restarts: int = 1) -> int:
+    """``queries`` checked as a hard per-sample budget: at least one forward per restart besides the contract's 2."""
+    least = CONTRACT_QUERIES + restarts
+    return positive_int("queries", queries, minimum=least,
+                        note=f" (the budget includes the clean forward and the final judgement{'' if restarts == 1 else f', and one forward per restart ({restarts})'})")
 
 
 def in_range(name: str, value, low: float | None = None, high: float | None = None, *,

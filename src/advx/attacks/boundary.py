@@ -20,8 +20,8 @@ as the adaptation needs). The start is found as in HopSkipJump (uniform noise,
 else a suitable other sample of the batch) and moved to the boundary by
 binary search.
 
-Query budget: at most ``queries`` forwards per sample in :meth:`run`; with the
-attack contract's 2, ``result.queries <= queries + 2``. Minimum-norm: the base
+Query budget: a hard per-sample limit for the whole call, ``result.queries <=
+queries`` (:meth:`run` spends at most ``queries - 2``, the contract's 2 aside). Minimum-norm: the base
 class projects the result into the threat's ball (give a large eps to read
 minimal distances, or ``early_stop=True`` to stop once within eps).
 """
@@ -31,9 +31,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, in_range, positive_int
+from advx.attacks.base import CONTRACT_QUERIES, Attack, AttackContext, in_range, positive_int, query_budget
 from advx.attacks.hopskipjump import boundary_search, decision, find_starts, settle
-from advx.threat import L2, Threat, per_sample
+from advx.attacks.registry import register
+from advx.threat import Threat, per_sample
 
 __all__ = ["Boundary"]
 
@@ -42,12 +43,14 @@ def _norm(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1)
 
 
+@register("boundary", threats=("l2",), kind="decision-based", budget=("queries",),
+          summary="label-only random walk along the decision boundary (Brendel et al. 2018, arXiv:1712.04248)")
 class Boundary(Attack):
     """Boundary Attack (Brendel et al. 2018): decision-based, L2, minimum-norm.
 
     Args:
         threat: ``L2(eps)``; eps bounds the returned point.
-        queries: forwards per sample spent by the attack (besides the contract's 2).
+        queries: forwards per sample for the whole call (a hard budget, the contract's 2 included).
         spherical_step, source_step: initial relative step sizes.
         step_adaptation: factor by which step sizes grow or shrink.
         adapt_every: steps between adaptations of the step sizes.
@@ -61,8 +64,7 @@ class Boundary(Attack):
                  step_adaptation: float = 1.5, adapt_every: int = 10, init_tries: int = 20, early_stop: bool = False,
                  seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(L2)
-        self.queries, self.adapt_every = positive_int("queries", queries), positive_int("adapt_every", adapt_every)
+        self.queries, self.adapt_every = query_budget(queries), positive_int("adapt_every", adapt_every)
         self.init_tries = positive_int("init_tries", init_tries)
         self.spherical_step = in_range("spherical_step", spherical_step, 0, 1, low_open=True, high_open=True)
         self.source_step = in_range("source_step", source_step, 0, 1, low_open=True, high_open=True)
@@ -73,7 +75,7 @@ class Boundary(Attack):
         threat, x, g = self.threat, ctx.x, ctx.generator
         out = x.clone()
         idx = (~ctx.initial_success).nonzero().squeeze(1)
-        budget = torch.full((len(idx),), self.queries, dtype=torch.long, device=x.device)
+        budget = torch.full((len(idx),), self.queries - CONTRACT_QUERIES, dtype=torch.long, device=x.device)
         start, found, used = find_starts(ctx, threat, idx, self.init_tries, budget)
         keep = found.nonzero().squeeze(1)
         idx, start, used, budget = idx[keep], start[keep], used[keep], budget[keep]

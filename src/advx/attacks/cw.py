@@ -28,6 +28,7 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import margin
+from advx.attacks.registry import register
 from advx.threat import L2
 
 __all__ = ["CarliniWagnerL2", "search_const", "reached"]
@@ -59,6 +60,8 @@ def search_const(ctx: AttackContext, rounds: int, initial_const: float,
         const = torch.where(torch.isfinite(upper), (lower + upper) / 2, const * 10)
 
 
+@register("cw", threats=("l2",), kind="minimum-norm",
+          summary="Carlini & Wagner L2: Adam in tanh space, binary search over c (2017, arXiv:1608.04644)")
 class CarliniWagnerL2(Attack):
     """C&W L2 (Carlini & Wagner 2017) with batched binary search over c.
 
@@ -91,7 +94,6 @@ class CarliniWagnerL2(Attack):
         seed: int = 0,
     ):
         super().__init__(threat, seed)
-        self.require_threat(L2)
         self.steps = positive_int("steps", steps)
         self.binary_search_steps = positive_int("binary_search_steps", binary_search_steps)
         self.initial_const = in_range("initial_const", initial_const, 0, low_open=True)

@@ -24,11 +24,14 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
-from advx.threat import L2, Linf, per_sample
+from advx.attacks.registry import register
+from advx.threat import L2, Linf
 
 __all__ = ["DeepFool"]
 
 
+@register("deepfool", threats=("l2", "linf"), kind="minimum-norm", targeted=False,
+          summary="step to the nearest linearised boundary (Moosavi-Dezfooli et al. 2016, arXiv:1511.04599)")
 class DeepFool(Attack):
     """DeepFool (Moosavi-Dezfooli et al. 2016), L2 or Linf.
 
@@ -45,7 +48,6 @@ class DeepFool(Attack):
     def __init__(self, threat: L2 | Linf, steps: int = 50, overshoot: float = 0.02, candidates: int = 10,
                  seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(L2, Linf)
         self.steps, self.overshoot = positive_int("steps", steps), in_range("overshoot", overshoot, 0)
         self.candidates = positive_int("candidates", candidates, minimum=2, note=" (the true class and one other)")
 
@@ -61,22 +63,17 @@ class DeepFool(Attack):
         k = min(self.candidates, ctx.num_classes)
         cands = torch.empty(len(x), k - 1, dtype=torch.long, device=x.device)  # set at the first step
         r_tot = torch.zeros_like(x)
-        q = 1.0 if isinstance(self.threat, Linf) else 2.0
         for i in range(self.steps):
             logits, grads, act = self._class_gradients(ctx, x_adv[act], act, cands, choose=i == 0)
             if len(act) == 0:
                 break
             y = ctx.y[act]
             f = logits.gather(1, cands[act]) - logits.gather(1, y[:, None])  # (n, k-1), < 0
-            w_norm = grads.flatten(2).norm(p=q, dim=2).clamp_min(1e-12)  # (n, k-1)
+            w_norm = self.threat.dual_norm(grads.flatten(0, 1)).reshape(grads.shape[:2]).clamp_min(1e-12)  # (n, k-1)
             best = (f.abs() / w_norm).argmin(1)
             f_l = f.gather(1, best[:, None]).squeeze(1).abs()
             w_l = grads[torch.arange(len(act)), best]
-            n_l = w_norm.gather(1, best[:, None]).squeeze(1)
-            if q == 2.0:
-                r = per_sample((f_l + 1e-4) / n_l.pow(2), w_l) * w_l
-            else:
-                r = per_sample((f_l + 1e-4) / n_l, w_l) * w_l.sign()
+            r = self.threat.hyperplane_step(w_l, f_l + 1e-4)  # onto the linearised boundary, in the threat's norm
             r_tot[act] += r
             x_adv[act] = self.threat.clip(x[act] + (1 + self.overshoot) * r_tot[act])
         return x_adv

@@ -34,11 +34,14 @@ from torch import Tensor
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.cw import reached, search_const
 from advx.attacks.losses import margin
+from advx.attacks.registry import register
 from advx.threat import L1
 
 __all__ = ["EAD"]
 
 
+@register("ead", threats=("l1",), kind="minimum-norm",
+          summary="elastic-net attack, FISTA on L1 + L2 (Chen et al. 2018, arXiv:1709.04114)")
 class EAD(Attack):
     """Elastic-net attack (Chen et al. 2018) with FISTA and binary search over c.
 
@@ -73,7 +76,6 @@ class EAD(Attack):
         seed: int = 0,
     ):
         super().__init__(threat, seed)
-        self.require_threat(L1)
         self.steps = positive_int("steps", steps)
         self.binary_search_steps = positive_int("binary_search_steps", binary_search_steps)
         self.beta, self.confidence = in_range("beta", beta, 0), in_range("confidence", confidence, 0)

@@ -31,11 +31,10 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, BestRuns, in_range, positive_int, top_targets
 from advx.attacks.losses import margin
-from advx.threat import L1, L2, Linf, Threat, per_sample
+from advx.attacks.registry import register
+from advx.threat import Threat, per_sample
 
 __all__ = ["FAB", "FABT", "project_hyperplane"]
-
-_DUAL = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
 
 
 def project_hyperplane(p: Tensor, w: Tensor, r: Tensor, lo: Tensor, hi: Tensor, norm: str) -> Tensor:
@@ -76,6 +75,8 @@ def project_hyperplane(p: Tensor, w: Tensor, r: Tensor, lo: Tensor, hi: Tensor, 
     return torch.where((need > 0) & (a > 0), s * d, torch.zeros_like(d))
 
 
+@register("fab", threats=("linf", "l2", "l1", "db"), kind="minimum-norm",
+          summary="fast adaptive boundary: projection onto linearised boundaries (Croce & Hein 2020, arXiv:1907.02044)")
 class FAB(Attack):
     """FAB (Croce & Hein 2020), untargeted: the closest of all C - 1 linearised boundaries.
 
@@ -91,7 +92,6 @@ class FAB(Attack):
     def __init__(self, threat: Threat, steps: int = 100, restarts: int = 1, alpha_max: float = 0.1,
                  eta: float = 1.05, beta: float = 0.9, seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(Linf, L2, L1)
         self.steps, self.restarts = positive_int("steps", steps), positive_int("restarts", restarts)
         self.alpha_max = in_range("alpha_max", alpha_max, 0, 1)
         self.eta = in_range("eta (overshoot)", eta, 1)
@@ -99,7 +99,7 @@ class FAB(Attack):
 
     @property
     def _norm(self) -> str:
-        return "linf" if isinstance(self.threat, Linf) else self.threat.norm_name
+        return {2.0: "l2", 1.0: "l1"}.get(self.threat.p, "linf")  # the Lp ball of the threat (dB: an Linf ball)
 
     # ------------------------------------------------------------ restarts
     def run(self, ctx: AttackContext) -> Tensor:
@@ -178,11 +178,13 @@ class FAB(Attack):
                      for j in range(c - 1)]
         w = torch.stack(grads, 1)
         f = f.detach()
-        pick = (f.abs() / w.norm(p=_DUAL[self._norm], dim=2).clamp_min(1e-12)).argmin(1)
+        pick = (f.abs() / self.threat.dual_norm(w.flatten(0, 1)).reshape(n, c - 1).clamp_min(1e-12)).argmin(1)
         rows = torch.arange(n, device=y.device)
         return f[rows, pick], w[rows, pick]
 
 
+@register("fab-t", threats=("linf", "l2", "l1", "db"), kind="minimum-norm",
+          summary="FAB against each of the top other classes in turn (Croce & Hein 2020, arXiv:2003.01690)")
 class FABT(FAB):
     """FAB-T: FAB against each of the ``n_target_classes`` most likely other classes in turn.
 

@@ -13,11 +13,16 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range
 from advx.attacks.losses import LossFn, get_loss
+from advx.attacks.registry import register
 from advx.threat import Threat
 
 __all__ = ["FGSM", "FGM"]
 
 
+@register("fgsm", threats=("linf", "l2", "l1", "l0", "db"), kind="gradient",
+          summary="one gradient step of size eps (Goodfellow et al. 2015, arXiv:1412.6572)")
+@register("fgm", threats=("l2",), kind="gradient",
+          summary="fast gradient method: one L2-normalised gradient step (Goodfellow et al. 2015)")
 class FGSM(Attack):
     """One gradient step of size eps (Goodfellow et al. 2015).
 

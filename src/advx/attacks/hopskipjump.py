@@ -21,8 +21,9 @@ the closest other samples of the batch whose true label suits (another class;
 the target class if targeted), checked with one query each: that is how a
 targeted attack finds a start.
 
-Query budget: at most ``queries`` forwards per sample in :meth:`run`, plus the
-2 of the attack contract (``result.queries <= queries + 2``). The result is
+Query budget: ``queries`` is a hard per-sample limit for the whole call,
+``result.queries <= queries`` (the contract's clean forward and final judgement
+included, so :meth:`run` spends at most ``queries - 2``). The result is
 the closest adversarial point found; the base class projects it into the
 threat's ball, so give a large eps to read minimal distances, or a finite eps
 with ``early_stop=True`` to stop each sample once it is adversarial within eps.
@@ -35,8 +36,9 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, in_range, positive_int
-from advx.threat import L2, Linf, Threat, per_sample
+from advx.attacks.base import CONTRACT_QUERIES, Attack, AttackContext, in_range, positive_int, query_budget
+from advx.attacks.registry import register
+from advx.threat import Linf, Threat, per_sample
 
 __all__ = ["HopSkipJump", "decision", "find_starts", "boundary_search", "settle"]
 
@@ -139,12 +141,14 @@ def boundary_search(ctx: AttackContext, threat: Threat, idx: Tensor, x0: Tensor,
     return torch.where(per_sample(high == start_high, x0), x_adv, point(high, rows)), used
 
 
+@register("hopskipjump", threats=("l2", "linf"), kind="decision-based", budget=("queries",),
+          summary="label-only boundary walk on estimated gradients (Chen et al. 2020, arXiv:1904.02144)")
 class HopSkipJump(Attack):
     """HopSkipJumpAttack (Chen et al. 2020): decision-based, L2 or Linf, minimum-norm.
 
     Args:
         threat: ``L2(eps)`` or ``Linf(eps)``; eps bounds the returned point (see module doc).
-        queries: forwards per sample spent by the attack (besides the contract's 2).
+        queries: forwards per sample for the whole call (a hard budget, the contract's 2 included).
         steps: at most this many iterations (each: estimate, step, binary search).
         init_evals, max_evals: B_0 and the cap on B_t = B_0 sqrt(t).
         gamma: sets theta = gamma / d^(3/2) (L2) or gamma / d^2 (Linf).
@@ -159,8 +163,7 @@ class HopSkipJump(Attack):
                  max_evals: int = 10000, gamma: float = 1.0, init_tries: int = 20, early_stop: bool = False,
                  batch_size: int = 2048, seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(L2, Linf)
-        self.queries, self.steps = positive_int("queries", queries), positive_int("steps", steps)
+        self.queries, self.steps = query_budget(queries), positive_int("steps", steps)
         self.init_evals, self.max_evals = positive_int("init_evals", init_evals), positive_int("max_evals", max_evals)
         self.gamma = in_range("gamma", gamma, 0, low_open=True)
         self.init_tries, self.batch_size = positive_int("init_tries", init_tries), positive_int("batch_size", batch_size)
@@ -176,7 +179,7 @@ class HopSkipJump(Attack):
         x0 = x[idx]
         d = x0[0].numel()
         theta = self.gamma / (d**2 if self.linf else d**1.5)
-        budget = torch.full((len(idx),), self.queries, dtype=torch.long, device=x.device)
+        budget = torch.full((len(idx),), self.queries - CONTRACT_QUERIES, dtype=torch.long, device=x.device)
         start, found, used = find_starts(ctx, threat, idx, self.init_tries, budget)
         keep = found.nonzero().squeeze(1)
         idx, x0, start, used, budget = idx[keep], x0[keep], start[keep], used[keep], budget[keep]

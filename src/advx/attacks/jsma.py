@@ -32,11 +32,14 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
+from advx.attacks.registry import register
 from advx.threat import L0
 
 __all__ = ["JSMA"]
 
 
+@register("jsma", threats=("l0",), kind="minimum-norm",
+          summary="Jacobian saliency map attack, pairs of features (Papernot et al. 2016, arXiv:1511.07528)")
 class JSMA(Attack):
     """Saliency-map L0 attack (Papernot et al. 2016), batched over samples.
 
@@ -52,7 +55,6 @@ class JSMA(Attack):
 
     def __init__(self, threat: L0, theta: float = 1.0, use_logits: bool = False, chunk: int | None = None, seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(L0)
         self.theta = in_range("theta", theta, -1, 1, note=" and nonzero (fraction of the box width)")
         if self.theta == 0:
             raise ValueError(f"theta must be in [-1, 1] and nonzero (fraction of the box width), got {theta!r}")

@@ -21,11 +21,14 @@ from torch import Tensor
 
 from advx.attacks.base import Attack, AttackContext, best_of_restarts, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
+from advx.attacks.registry import register
 from advx.threat import Threat, per_sample
 
 __all__ = ["PGD", "BIM"]
 
 
+@register("pgd", threats=("linf", "l2", "l1", "l0", "db"), kind="gradient", budget=("steps", "restarts"),
+          summary="projected gradient descent from a random start (Madry et al. 2018, arXiv:1706.06083)")
 class PGD(Attack):
     """Projected gradient ascent on a loss inside the threat (Madry et al. 2018).
 
@@ -112,6 +115,8 @@ class PGD(Attack):
         return x_out, loss_out, adv_out
 
 
+@register("bim", threats=("linf", "l2", "l1", "db"), kind="gradient", budget=("steps",),
+          summary="basic iterative method: PGD from x, no restarts (Kurakin et al. 2017, arXiv:1607.02533)")
 class BIM(PGD):
     """Basic Iterative Method (Kurakin et al. 2017): PGD from x, step 1.25 * eps / steps."""
 

@@ -20,8 +20,8 @@ is adversarial or its budget is spent.
 
 Every candidate is projected into the threat, so with ``L2(eps)`` the walk
 stays in the ball. Inputs are read as (N, C, H, W); (N, C, T) as (N, C, 1, T)
-and (N, D) as (N, 1, 1, D). Queries per sample: at most ``queries`` (the start
-point counts as one), plus the contract's 2.
+and (N, D) as (N, 1, 1, D). Queries per sample: at most ``queries`` in all (a hard
+budget: the contract's 2 and the start point included).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, as_image, in_range, positive_int
-from advx.threat import L2, Linf, Threat
+from advx.attacks.base import CONTRACT_QUERIES, Attack, AttackContext, as_image, in_range, query_budget
+from advx.attacks.registry import register
+from advx.threat import Linf, Threat
 
 __all__ = ["SimBA", "dct_matrix"]
 
@@ -46,12 +47,14 @@ def dct_matrix(n: int, dtype=torch.float32, device=None) -> Tensor:
     return m.to(dtype=dtype, device=device)
 
 
+@register("simba", threats=("linf", "l2"), kind="score-based", budget=("queries",),
+          summary="simple black-box attack, pixel or DCT directions (Guo et al. 2019, arXiv:1905.07121)")
 class SimBA(Attack):
     """Simple Black-box Attack (Guo et al. 2019), score-based.
 
     Args:
         threat: ``Linf(eps)`` or ``L2(eps)``.
-        queries: forwards per sample, the start point included.
+        queries: forwards per sample for the whole call (a hard budget: the contract's 2 and the start included).
         basis: "pixel" (SimBA) or "dct" (SimBA-DCT); default pixel for Linf (a DCT step of
             L2 size eps moves each coordinate far less than eps), dct for L2.
         step: size of each move along a direction; default the Linf radius, or 0.2 for L2 (the paper's value).
@@ -60,12 +63,11 @@ class SimBA(Attack):
     def __init__(self, threat: Threat, queries: int = 5000, basis: str | None = None, step: float | None = None,
                  seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(Linf, L2)
         if basis is None:
             basis = "pixel" if isinstance(threat, Linf) else "dct"
         if basis not in ("pixel", "dct"):
             raise ValueError(f"basis must be 'pixel' or 'dct', got {basis!r}")
-        self.queries, self.basis = positive_int("queries", queries), basis
+        self.queries, self.basis = query_budget(queries), basis
         self.step = None if step is None else in_range("step", step, 0, low_open=True)
 
     def _score(self, logits: Tensor, rows: Tensor, ctx: AttackContext) -> Tensor:
@@ -113,14 +115,15 @@ class SimBA(Attack):
         score = self._score(ctx.forward(cur, idx), idx, ctx)
         used = torch.ones(n, dtype=torch.long, device=x.device)
         done = torch.zeros(n, dtype=torch.bool, device=x.device)
+        budget = self.queries - CONTRACT_QUERIES
         for k in range(c * h * w):
-            act = (~done & (used < self.queries)).nonzero().squeeze(1)
+            act = (~done & (used < budget)).nonzero().squeeze(1)
             if len(act) == 0:
                 break
             q = self._direction(order[act, k], (len(act), c, h, w), mats).to(x.dtype).reshape(cur[act].shape)
             pending = torch.ones(len(act), dtype=torch.bool, device=x.device)
             for sign in (-1.0, 1.0):
-                rows = (pending & (used[act] < self.queries)).nonzero().squeeze(1)
+                rows = (pending & (used[act] < budget)).nonzero().squeeze(1)
                 if len(rows) == 0:
                     break
                 r = act[rows]

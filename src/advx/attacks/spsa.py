@@ -16,6 +16,8 @@ steepest-ascent step, sign for Linf).
 
 Queries per sample and restart: ``steps * (2 * samples + 1) + 1`` (each step
 judges the current point once), plus the contract's 2; ``result.gradients == 0``.
+``queries=`` makes it a hard per-sample budget for the whole call
+(``result.queries <= queries``): ``steps`` is lowered to what fits.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from advx.attacks.base import AttackContext, in_range, positive_int
+from advx.attacks.base import CONTRACT_QUERIES, AttackContext, in_range, positive_int, query_budget
 from advx.attacks.losses import LossFn
 from advx.attacks.pgd import PGD
+from advx.attacks.registry import register
 from advx.threat import Threat
 
 __all__ = ["GradientEstimator", "SPSAGradient", "EstimatedPGD", "SPSA"]
@@ -81,25 +84,46 @@ class SPSAGradient(GradientEstimator):
         return (u.lt(0.5).to(x.dtype) * 2 - 1).to(x.device)
 
 
+def steps_within(queries: int, samples: int, restarts: int = 1) -> int:
+    """The most PGD steps on ``samples`` antithetic pairs whose forwards fit ``queries`` per sample (contract included).
+
+    Each restart spends ``steps * (2 * samples + 1) + 1``; ValueError when not even one step fits.
+    """
+    per_step = 2 * samples + 1
+    steps = ((queries - CONTRACT_QUERIES) // restarts - 1) // per_step
+    if steps < 1:
+        least = CONTRACT_QUERIES + restarts * (per_step + 1)
+        raise ValueError(f"queries={queries} does not fit one step of {samples} antithetic pairs ({per_step} forwards "
+                         f"a step, +1 a restart, +{CONTRACT_QUERIES} for the clean forward and the final judgement); "
+                         f"give queries >= {least} or fewer samples")
+    return steps
+
+
 class EstimatedPGD(PGD):
     """PGD with gradients estimated from scores by ``estimator`` (any :class:`GradientEstimator`).
 
     Other arguments are PGD's (steps, restarts, rel_step_size, random_start, loss, momentum).
+    ``queries`` (optional) is a hard per-sample budget for the whole call; ``steps`` is lowered to fit it.
     """
 
     def __init__(self, threat: Threat, estimator: GradientEstimator, steps: int = 40, restarts: int = 1,
                  rel_step_size: float | None = None, random_start: bool = True, loss: str | LossFn = "margin",
-                 momentum: float = 0.0, seed: int = 0):
-        super().__init__(threat, steps=steps, restarts=restarts, rel_step_size=rel_step_size,
-                         random_start=random_start, loss=loss, momentum=momentum, early_stop=True, seed=seed)
+                 momentum: float = 0.0, seed: int = 0, queries: int | None = None):
         if not isinstance(estimator, GradientEstimator):
             raise TypeError(f"estimator must be a GradientEstimator (SPSAGradient, NESGradient), got {type(estimator).__name__}")
+        self.queries = None if queries is None else query_budget(queries, positive_int("restarts", restarts))
+        if self.queries is not None:
+            steps = min(positive_int("steps", steps), steps_within(self.queries, estimator.samples, int(restarts)))
+        super().__init__(threat, steps=steps, restarts=restarts, rel_step_size=rel_step_size,
+                         random_start=random_start, loss=loss, momentum=momentum, early_stop=True, seed=seed)
         self.estimator = estimator
 
     def _gradient(self, ctx: AttackContext, x: Tensor, loss_fn, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.estimator(ctx, x, loss_fn, idx)
 
 
+@register("spsa", threats=("linf", "l2", "l1"), kind="score-based", budget=("queries",),
+          summary="PGD on SPSA gradient estimates from scores (Uesato et al. 2018, arXiv:1802.05666)")
 class SPSA(EstimatedPGD):
     """SPSA attack (Uesato et al. 2018): PGD on SPSA gradient estimates.
 
@@ -107,10 +131,11 @@ class SPSA(EstimatedPGD):
         threat: where the adversary may move (Linf as in the paper; any norm PGD takes).
         steps: PGD steps; samples: antithetic Rademacher pairs per step; delta: their size.
         loss: "margin" (as in the paper), "ce", "dlr" or a callable; maximised.
+        queries: optional hard per-sample budget for the whole call; steps is lowered to fit it.
     """
 
     def __init__(self, threat: Threat, steps: int = 100, samples: int = 64, delta: float = 0.01,
                  restarts: int = 1, rel_step_size: float | None = None, random_start: bool = False,
-                 loss: str | LossFn = "margin", batch_size: int = 4096, seed: int = 0):
+                 loss: str | LossFn = "margin", batch_size: int = 4096, seed: int = 0, queries: int | None = None):
         super().__init__(threat, SPSAGradient(samples, delta, batch_size), steps=steps, restarts=restarts,
-                         rel_step_size=rel_step_size, random_start=random_start, loss=loss, seed=seed)
+                         rel_step_size=rel_step_size, random_start=random_start, loss=loss, seed=seed, queries=queries)

@@ -22,10 +22,11 @@ rescaled to the budget (iteration i of Q counts as i * 10000 / Q).
 Inputs are read as (N, C, H, W); (N, C, T) signals as (N, C, 1, T) and flat
 (N, D) vectors as (N, 1, 1, D), where windows become segments of p * T features.
 
-Query accounting per sample: the search spends at most ``queries`` forwards per
-restart (the start point counts as one, as in the paper); the attack contract
-adds 2 (the clean forward and the final judgement of x_adv), so
-``result.queries <= restarts * queries + 2`` and ``result.gradients == 0``.
+Query accounting per sample: ``queries`` is a hard budget for the whole call,
+``result.queries <= queries`` (and ``result.gradients == 0``): the attack
+contract spends 2 (the clean forward and the final judgement of x_adv) and each
+restart's search at most ``(queries - 2) // restarts`` forwards, the start point
+included (as in the paper). The ``p`` schedule runs over ``queries // restarts``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,19 @@ import math
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, as_image, best_of_restarts, in_range, positive_int
+from advx.attacks.base import (
+    CONTRACT_QUERIES,
+    Attack,
+    AttackContext,
+    as_image,
+    best_of_restarts,
+    in_range,
+    positive_int,
+    query_budget,
+)
 from advx.attacks.losses import LossFn, get_loss
-from advx.threat import L2, Linf, Threat, per_sample
+from advx.attacks.registry import register
+from advx.threat import L2, Threat, per_sample
 
 __all__ = ["Square", "p_schedule"]
 
@@ -110,12 +121,14 @@ def _bump(a: int, b: int, split_rows: bool, dtype, device) -> Tensor:
     return out / out.norm()
 
 
+@register("square", threats=("linf", "l2"), kind="score-based", budget=("queries", "restarts"),
+          summary="random search over square windows (Andriushchenko et al. 2020, arXiv:1912.00049)")
 class Square(Attack):
     """Square Attack (Andriushchenko et al. 2020), Linf or L2, score-based.
 
     Args:
         threat: ``Linf(eps)`` or ``L2(eps)``.
-        queries: forwards per sample and restart, the start point included.
+        queries: forwards per sample for the whole call (a hard budget, the contract's 2 included).
         p_init: initial fraction of the input changed per iteration (0.8 as in AutoAttack).
         loss: "margin" (C&W logit margin, default), "ce", "dlr" or a callable; maximised.
         restarts: independent searches; each later one only on samples not yet fooled.
@@ -124,8 +137,8 @@ class Square(Attack):
     def __init__(self, threat: Threat, queries: int = 5000, p_init: float = 0.8, loss: str | LossFn = "margin",
                  restarts: int = 1, seed: int = 0):
         super().__init__(threat, seed)
-        self.require_threat(Linf, L2)
-        self.queries, self.restarts = positive_int("queries", queries), positive_int("restarts", restarts)
+        self.restarts = positive_int("restarts", restarts)
+        self.queries = query_budget(queries, self.restarts)
         self.p_init = in_range("p_init", p_init, 0, 1, low_open=True)
         self.loss = get_loss(loss)
         self.l2 = isinstance(threat, L2)
@@ -151,10 +164,11 @@ class Square(Attack):
         act = torch.arange(len(idx), device=x0.device)
         loss_best, adv = judge(x_best, act)
         act = act[~adv]
-        for it in range(1, self.queries):
+        per_run = (self.queries - CONTRACT_QUERIES) // self.restarts
+        for it in range(1, per_run):
             if len(act) == 0:
                 break
-            p = p_schedule(self.p_init, it, self.queries)
+            p = p_schedule(self.p_init, it, self.queries // self.restarts)
             delta = as_image(x_best[act] - x0[act]).clone()
             if self.l2:
                 x_new = self._step_l2(x0[act], delta, eps[act], p, draw)

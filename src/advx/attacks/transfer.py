@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from advx.attacks.base import Attack, AttackContext, in_range, positive_int
 from advx.attacks.losses import LossFn, get_loss
+from advx.attacks.registry import register
 from advx.model import attack_mode, input_gradient
 from advx.threat import Threat, per_sample
 
@@ -68,6 +69,8 @@ class Ensemble(nn.Module):
         return sum(w * m(x) for w, m in zip(self.weights, self.members))
 
 
+@register("mifgsm", threats=("linf", "l2"), kind="transfer", budget=("steps",),
+          summary="momentum iterative FGSM, crafted on a surrogate (Dong et al. 2018, arXiv:1710.06081)")
 class MIFGSM(Attack):
     """Momentum iterative FGSM with optional input diversity (DI) and translation invariance (TI).
 
@@ -133,18 +136,31 @@ class MIFGSM(Attack):
         return x_adv
 
 
-def DIFGSM(threat: Threat, steps: int = 10, decay: float = 1.0, diversity_prob: float = 0.5, **kw) -> MIFGSM:  # noqa: N802
+@register("difgsm", threats=("linf", "l2"), kind="transfer", budget=("steps",),
+          summary="MI-FGSM through random resize-and-pad, input diversity (Xie et al. 2019, arXiv:1803.06978)")
+class DIFGSM(MIFGSM):
     """DI-FGSM (Xie et al. 2019) on MI-FGSM: p = 0.5, as in the paper's M-DI2-FGSM."""
-    return MIFGSM(threat, steps=steps, decay=decay, diversity_prob=diversity_prob, **kw)
+
+    def __init__(self, threat: Threat, steps: int = 10, decay: float = 1.0, diversity_prob: float = 0.5,
+                 resize_rate: float = 1.1, kernel_size: int = 1, rel_step_size: float | None = None,
+                 loss: str | LossFn = "ce", seed: int = 0):
+        super().__init__(threat, steps=steps, decay=decay, diversity_prob=diversity_prob, resize_rate=resize_rate,
+                         kernel_size=kernel_size, rel_step_size=rel_step_size, loss=loss, seed=seed)
 
 
-def TIFGSM(threat: Threat, steps: int = 10, decay: float = 1.0, kernel_size: int = 7,
-           diversity_prob: float = 0.5, **kw) -> MIFGSM:  # noqa: N802
+@register("tifgsm", threats=("linf", "l2"), kind="transfer", budget=("steps",),
+          summary="translation-invariant DI-MI-FGSM, smoothed gradient (Dong et al. 2019, arXiv:1904.02884)")
+class TIFGSM(MIFGSM):
     """TI-DIM (Dong et al. 2019): a Gaussian-smoothed gradient on DI-MI-FGSM.
 
     The paper's kernel is 15 for 299-pixel images; 7 suits 28-32 pixel ones.
     """
-    return MIFGSM(threat, steps=steps, decay=decay, kernel_size=kernel_size, diversity_prob=diversity_prob, **kw)
+
+    def __init__(self, threat: Threat, steps: int = 10, decay: float = 1.0, kernel_size: int = 7,
+                 diversity_prob: float = 0.5, resize_rate: float = 1.1, rel_step_size: float | None = None,
+                 loss: str | LossFn = "ce", seed: int = 0):
+        super().__init__(threat, steps=steps, decay=decay, diversity_prob=diversity_prob, resize_rate=resize_rate,
+                         kernel_size=kernel_size, rel_step_size=rel_step_size, loss=loss, seed=seed)
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "certify": "certify",
     "text": "text",
     "audio": "audio",
+    "attacks": "attacks",
 }
 
 
@@ -66,8 +67,11 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI with clean one-line errors and exit codes."""
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
+    from advx.jobs.config import set_argv  # noqa: PLC0415
+
+    set_argv(["advx", *args])  # results.json records the exact command line
     try:
         cli.main(args=args, prog_name="advx", standalone_mode=False)
     except click.exceptions.Abort:
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return 2 if isinstance(e, click.UsageError) else 1
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
         if debug:
             raise
         click.echo(f"advx: error: {e}", err=True)
@@ -88,4 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"advx: failed: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         return 1
+    finally:
+        set_argv(None)
     return 0
