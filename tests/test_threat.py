@@ -9,7 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from advx.threat import L0, L1, L2, Linf, parse_threat
+from advx.threat import L0, L1, L2, Decibels, Linf, Threat, parse_threat
 
 seeds = st.integers(0, 2**31 - 1)
 
@@ -154,3 +154,129 @@ def test_parse_threat():
         parse_threat("l3:1")
     with pytest.raises(ValueError, match="colon"):
         parse_threat("linf")
+
+
+# ------------------------------------------------------- spec strings, equality
+_radii = st.one_of(st.integers(1, 254).map(lambda k: k / 255), st.floats(1e-4, 10.0, allow_nan=False),
+                   st.integers(1, 20).map(float))
+_bounds = st.one_of(st.just(None), st.tuples(st.floats(-5, 0.5), st.floats(0.1, 5)).filter(lambda b: b[0] < b[1]))
+
+
+def _build(kind: str, eps: float, bounds, sparsity: float) -> Threat:
+    kw = {} if bounds is None else {"bounds": bounds}
+    if kind == "l0":
+        return L0(max(1, round(eps)), **kw)
+    if kind == "l1":
+        return L1(eps, sparsity=sparsity, **kw)
+    if kind == "db":
+        return Decibels(-eps * 5, **kw)
+    return {"linf": Linf, "l2": L2}[kind](eps, **kw)
+
+
+@given(kind=st.sampled_from(["linf", "l2", "l1", "l0", "db"]), eps=_radii, bounds=_bounds,
+       sparsity=st.sampled_from([0.01, 0.05, 1.0]))
+def test_spec_string_round_trips(kind, eps, bounds, sparsity):
+    t = _build(kind, eps, bounds, sparsity)
+    spec = str(t)
+    assert parse_threat(spec) == [t], spec
+    assert hash(parse_threat(spec)[0]) == hash(t)
+    assert ("bounds=" in spec) == (bounds is not None and tuple(bounds) != t.default_bounds)
+
+
+def test_spec_strings_read_like_the_command_line():
+    assert str(Linf(8 / 255)) == "linf:8/255" and str(Linf(0.1)) == "linf:0.1" and str(L2(0.5)) == "l2:0.5"
+    assert str(L0(10)) == "l0:10" and str(Decibels(-30)) == "db:-30"
+    assert str(L1(10, sparsity=0.05)) == "l1:10,sparsity=0.05"
+    assert str(L2(1.0, bounds=(-1, 1))) == "l2:1,bounds=-1:1"
+    per_channel = Linf(0.1, bounds=(torch.tensor([0.0, 0, 0]), torch.tensor([1.0, 2, 3])))
+    assert parse_threat(str(per_channel)) == [per_channel]
+    assert len({Linf(0.1), Linf(0.1), parse_threat("linf:0.1")[0]}) == 1
+    assert Linf(0.1) != L2(0.1) and Linf(0.1) != Linf(0.1, bounds=(-1, 1)) and Linf(0.1) != Decibels(-20)
+
+
+def test_parse_threat_takes_fractions_and_refuses_fractional_l0():
+    (t,) = parse_threat("linf:8/255")
+    assert t.eps == 8 / 255
+    assert [u.eps for u in parse_threat("l2:0.5,1/2")] == [0.5, 0.5]
+    assert parse_threat("l0:2")[0].k == 2 and parse_threat("l0:2.0")[0].k == 2
+    with pytest.raises(ValueError, match="whole number"):
+        parse_threat("l0:2.5")
+    for bad in ("linf:1/0", "linf:a/255", "linf:nan", "l2:0.1,sparsity=0.5", "linf:0.1,bounds=0"):
+        with pytest.raises(ValueError, match="threat|radius|bound"):
+            parse_threat(bad)
+    assert parse_threat("linf:0.1,bounds=-1:1", bounds=(0, 1))[0] == Linf(0.1, bounds=(-1, 1))  # the spec wins
+
+
+# ------------------------------------------------------------- dual geometry
+@given(seed=seeds, kind=st.sampled_from(["linf", "l2", "l1"]))
+def test_dual_norm_is_the_sup_over_the_unit_ball(seed, kind):
+    """Hölder: <g, d> <= ||g||_* for every d in the unit ball, with equality at the steepest-ascent step."""
+    g = torch.Generator().manual_seed(seed)
+    grad = torch.randn(5, 3, 4, generator=g, dtype=torch.float64)
+    wide = (-100.0, 100.0)  # the box plays no part in the dual norm
+    t = {"linf": Linf(1.0, bounds=wide), "l2": L2(1.0, bounds=wide), "l1": L1(1.0, bounds=wide, sparsity=1 / 12)}[kind]
+    dual = t.dual_norm(grad)
+    step = t.step(grad)
+    assert torch.allclose(t.norm(step), torch.ones(5, dtype=torch.float64))
+    assert torch.allclose((grad * step).flatten(1).sum(1), dual)  # attained by the steepest-ascent step
+    d = t._sample_ball(torch.zeros_like(grad), g)  # uniform in the unit ball
+    assert bool(((grad * d).flatten(1).sum(1) <= dual + 1e-9).all())
+    ref = {"linf": grad.abs().flatten(1).sum(1), "l2": grad.flatten(1).norm(dim=1),
+           "l1": grad.abs().flatten(1).amax(1)}[kind]
+    assert torch.allclose(dual, ref)
+
+
+@given(seed=seeds, kind=st.sampled_from(["linf", "l2", "l1", "l0"]))
+def test_hyperplane_step_reaches_the_plane_at_the_dual_distance(seed, kind):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(4, 10, generator=g, dtype=torch.float64)
+    c = torch.rand(4, generator=g, dtype=torch.float64) + 0.1
+    t = {"linf": Linf(1.0), "l2": L2(1.0), "l1": L1(1.0), "l0": L0(3)}[kind]
+    d = t.hyperplane_step(w, c)
+    assert torch.allclose((w * d).sum(1), c)
+    if kind != "l0":
+        assert torch.allclose(t.norm(d), c / t.dual_norm(w))  # the distance to the plane in the norm
+
+
+def test_linear_gain_uses_the_radius_around_x_for_decibels():
+    x = torch.tensor([[0.5, -0.25, 0.1], [0.05, 0.0, -0.02]])
+    grad = torch.tensor([[1.0, -2.0, 0.5], [1.0, 1.0, 1.0]])
+    t = Decibels(-20)
+    assert torch.allclose(t.linear_gain(grad, x), grad.abs().sum(1) * torch.tensor([0.5, 0.05]) * 0.1)
+
+
+@given(seed=seeds, kind=st.sampled_from(["linf", "l2", "l1", "l0", "db"]))
+def test_unbounded_reaches_every_point_of_the_box(seed, kind):
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = (-1.0, 1.0) if kind == "db" else (-0.5, 2.0)
+    t = {"linf": Linf(0.01, bounds=(lo, hi)), "l2": L2(0.01, bounds=(lo, hi)), "l1": L1(0.01, bounds=(lo, hi)),
+         "l0": L0(1, bounds=(lo, hi)), "db": Decibels(-40)}[kind]
+    x = lo + (hi - lo) * torch.rand(6, 2, 5, generator=g, dtype=torch.float64)
+    z = lo + (hi - lo) * torch.rand(6, 2, 5, generator=g, dtype=torch.float64)
+    u = t.unbounded(x)
+    assert type(u) is type(t) and u.bounds == t.bounds
+    assert torch.allclose(u.project(z, x), z, atol=1e-12)
+    assert bool((u.distance(z, x) <= u.eps * (1 + 1e-9)).all())
+
+
+# --------------------------------------------------------------- eps scale
+def test_check_scale_names_the_likely_mistake():
+    x = torch.rand(4, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"linf:8 on data in \[0, 1\].*did you mean linf:8/255\?"):
+        parse_threat("linf:8")[0].check_scale(x)
+    parse_threat("linf:8/255")[0].check_scale(x)
+    parse_threat("linf:8")[0].check_scale(x, allow_large_eps=True)
+    Linf(8, bounds=(0, 255)).check_scale(x * 255)
+    with pytest.raises(ValueError, match="half the data range"):
+        Linf(0.5).check_scale()
+    L2(27.9).check_scale(x)  # the diameter of [0, 1]^784 is 28
+    with pytest.raises(ValueError, match="diameter 28"):
+        L2(28.5).check_scale(x)
+    with pytest.raises(ValueError, match="L1 diameter"):
+        L1(800).check_scale(x)
+    with pytest.raises(ValueError, match="components"):
+        L0(785).check_scale(x)
+    clips = torch.rand(3, 100) - 0.5
+    Decibels(-20).check_scale(clips)
+    with pytest.raises(ValueError, match="did you mean db:-10"):
+        Decibels(10).check_scale(clips)

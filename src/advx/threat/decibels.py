@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from advx.threat.norms import BoundLike, Linf, _flat, per_sample
+from advx.threat.norms import BoundLike, Linf, _flat, _num, per_sample
 
 __all__ = ["Decibels", "db_x", "snr_db"]
 
@@ -57,9 +57,11 @@ class Decibels(Linf):
     """
 
     norm_name = "db"
+    default_bounds = (-1.0, 1.0)
 
     def __init__(self, db: float, bounds: tuple[BoundLike, BoundLike] = (-1.0, 1.0)):
         super().__init__(self._ratio(db), bounds)
+        self._db = float(db)  # kept exactly, so that str() and parse_threat round-trip
 
     @staticmethod
     def _ratio(db) -> float:
@@ -72,7 +74,34 @@ class Decibels(Linf):
     @property
     def db(self) -> float:
         """The bound in decibels, 20 log10(eps)."""
+        if self._ratio(self._db) == self.eps:
+            return self._db
         return 20.0 * math.log10(self.eps) if self.eps > 0 else -math.inf
+
+    def _radius_text(self) -> str:
+        return _num(self.db)
+
+    def unbounded(self, x: Tensor) -> Decibels:
+        """A dB bound whose ball covers the whole waveform range for every clip of ``x`` that is not silent.
+
+        (A silent clip has no ball relative to its peak: its radius stays 0.)
+        """
+        peaks = _peak(x.double())
+        loud = peaks[peaks > 0]
+        peak = float(loud.min()) if loud.numel() else 1.0
+        return self.with_eps(float(self._widths(x).max()) / peak)
+
+    def _large_eps(self, widths: Tensor, x: Tensor) -> str | None:
+        peaks = _peak(x.double())
+        if not bool((peaks > 0).any()):  # no data: the loudest clip the bounds allow
+            peaks = torch.full_like(peaks, float(torch.maximum(self._lo.abs().max(), self._hi.abs().max())))
+        half = 0.5 * float(widths.max())
+        loud = peaks[peaks > 0]
+        if not bool((self.eps * loud >= half).all()):
+            return None
+        hint = f"did you mean db:-{_num(abs(self.db))}?" if self.db > 0 else "every clip can be drowned out"
+        return (f"{self} on waveforms in {self._range_text()}: {_num(self.db)} dB relative to each clip's peak lets "
+                f"every sample move by at least half the range; {hint}")
 
     def with_db(self, db: float) -> Decibels:
         """The same threat with another bound in decibels."""

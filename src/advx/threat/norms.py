@@ -1,14 +1,20 @@
 """Threat models: the sets an adversary may move in.
 
 A threat is an eps-ball around the clean input in some norm, intersected with
-the box of valid inputs (``bounds``). It owns everything an attack needs to
-stay inside that set, so attacks never clamp or project by hand:
+the box of valid inputs (``bounds``). It owns all of the geometry an attack or a
+check needs, so that no code outside :mod:`advx.threat` switches on threat types:
 
 * ``project(x_adv, x)`` -- the exact Euclidean projection onto ball ∩ box,
 * ``distance(x_adv, x)`` -- per-sample size of the perturbation in its norm,
 * ``random_start(x, generator)`` -- a uniform random point of the ball (then boxed),
 * ``step(grad, x_adv)`` -- the normalised steepest-ascent direction for the norm,
-* ``radius(x)`` -- the per-sample radius (constant here; relative for audio).
+* ``dual_norm(grad)`` -- sup of <grad, d> over the unit ball (Hölder's dual norm),
+* ``linear_gain(grad, x)`` -- sup of <grad, d> over the ball around ``x`` (box ignored),
+* ``hyperplane_step(w, c)`` -- the smallest d in the norm with <w, d> = c (box ignored),
+* ``radius(x)`` -- the per-sample radius (constant here; relative for audio),
+* ``unbounded(x)`` -- the same threat with a radius covering the whole box,
+* ``check_scale(x)`` -- refuse a radius that looks like a unit mistake (``linf:8`` on [0, 1]),
+* ``str(threat)`` -- a spec string that :func:`advx.threat.parse_threat` reads back to an equal threat.
 
 Bounds are scalars or tensors broadcastable to one sample (a 1-D tensor of
 length C is read as per-channel bounds for dimension 1 of the batch).
@@ -43,6 +49,10 @@ class Threat(ABC):
     """An eps-ball in some norm intersected with the input box ``bounds``."""
 
     norm_name: str = ""
+    #: the exponent p of the Lp norm (inf, 2, 1, 0); NaN for a threat that is no Lp ball
+    p: float = math.nan
+    #: the bounds a spec string leaves out (``linf:0.1`` means bounds (0, 1))
+    default_bounds: tuple[float, float] = (0.0, 1.0)
 
     def __init__(self, eps: float, bounds: tuple[BoundLike, BoundLike] = (0.0, 1.0)):
         self.eps = self._check_eps(eps)
@@ -132,10 +142,126 @@ class Threat(ABC):
     def step(self, grad: Tensor, x_adv: Tensor | None = None) -> Tensor:
         """Steepest-ascent direction of unit size in this norm."""
 
+    # ---------------------------------------------------------- dual geometry
+    @abstractmethod
+    def dual_norm(self, grad: Tensor) -> Tensor:
+        """Per-sample dual norm of ``grad`` (N, ...) -> (N,): sup of <grad, d> over ||d|| <= 1 (Hölder)."""
+
+    def linear_gain(self, grad: Tensor, x: Tensor) -> Tensor:
+        """sup of <grad, d> over the ball around ``x`` (box ignored), shape (N,): dual norm times radius."""
+        return self.dual_norm(grad) * self.radius(x).to(grad.dtype)
+
+    def hyperplane_step(self, w: Tensor, c: Tensor) -> Tensor:
+        """The smallest d in this norm with <w, d> = c (box ignored); ``c`` (N,), ``w`` and d (N, ...)."""
+        return per_sample(c / self.dual_norm(w).clamp_min(1e-12), w) * self.step(w)
+
+    # ---------------------------------------------------------------- scale
+    def _widths(self, x: Tensor) -> Tensor:
+        """The box's width per component of one sample, flattened, float64."""
+        lo, hi = self.box(x[:1].double())
+        return (hi - lo).expand_as(x[:1]).reshape(-1).to(torch.float64)
+
+    @abstractmethod
+    def _covering_eps(self, widths: Tensor) -> float:
+        """The smallest radius whose ball covers a box with these component widths."""
+
+    def unbounded(self, x: Tensor) -> Threat:
+        """The same threat with a radius covering the whole box: every valid input is reachable from ``x``."""
+        return self.with_eps(self._covering_eps(self._widths(x)))
+
+    _diameter = "diameter"  #: what the covering radius is called in messages
+
+    def _large_eps(self, widths: Tensor, x: Tensor) -> str | None:
+        """Why eps looks like a unit mistake on a box of these widths (None: it does not).
+
+        Default: eps beyond the covering radius (the box's diameter in the norm)."""
+        diameter = float(self._covering_eps(widths))
+        if self.eps <= diameter:
+            return None
+        return (f"{self} on data in {self._range_text()} with {widths.numel()} components: eps {_num(self.eps)} is "
+                f"beyond the box's {self._diameter} {diameter:.4g}, so every valid input is reachable; did you mean "
+                f"{self.norm_name}:{_num(self.eps / 255)} (the radius for data in [0, 255] rescaled to [0, 1])?")
+
+    def check_scale(self, x: Tensor | None = None, *, allow_large_eps: bool = False) -> None:
+        """Refuse a radius that covers (about) the whole data range, the mark of a unit mistake.
+
+        An Linf eps of at least half the range, an L2 (L1) eps beyond the box's L2 (L1)
+        diameter, or an L0 k above the number of components raises ValueError naming the
+        likely fix, e.g. "linf:8 on data in [0, 1]: did you mean linf:8/255?".
+        ``x`` is a batch (N, ...) giving the shape of one input; without it a single
+        component (Linf) or the bounds' shape is used. ``allow_large_eps=True``
+        (``--allow-large-eps``) accepts any radius.
+        """
+        if allow_large_eps:
+            return
+        if x is None:
+            x = torch.zeros(1, *self._lo.shape) if self._lo.dim() else torch.zeros(1, 1)
+        why = self._large_eps(self._widths(x), x)
+        if why is not None:
+            raise ValueError(f"{why} (if you mean it: allow_large_eps=True, on the command line --allow-large-eps)")
+
+    def _range_text(self) -> str:
+        lo, hi = self._lo, self._hi
+        if lo.dim() == 0 and hi.dim() == 0:
+            return f"[{_num(float(lo))}, {_num(float(hi))}]"
+        return f"[{_num(float(lo.min()))}, {_num(float(hi.max()))}] (per channel)"
+
+    # ---------------------------------------------------------- spec string
+    def _options(self) -> dict[str, str]:
+        """Spec options beyond the radius that differ from their defaults, as strings."""
+        return {}
+
+    def _radius_text(self) -> str:
+        return _num(self.eps)
+
+    def _bounds_text(self) -> str | None:
+        lo, hi = self._lo, self._hi
+        if lo.dim() == 0 and hi.dim() == 0 and (float(lo), float(hi)) == tuple(map(float, self.default_bounds)):
+            return None
+
+        def side(b: Tensor) -> str:
+            return _num(float(b)) if b.dim() == 0 else "[" + ",".join(_num(float(v)) for v in b.reshape(-1)) + "]"
+
+        if lo.dim() > 1 or hi.dim() > 1:
+            raise ValueError(f"{type(self).__name__}: bounds of shape {tuple(lo.shape)} have no spec string")
+        return f"{side(lo)}:{side(hi)}"
+
+    def __str__(self) -> str:
+        parts = [self._radius_text()]
+        bounds = self._bounds_text()
+        if bounds is not None:
+            parts.append(f"bounds={bounds}")
+        parts += [f"{k}={v}" for k, v in self._options().items()]
+        return f"{self.norm_name}:" + ",".join(parts)
+
+    def _key(self) -> tuple:
+        return (type(self), self.eps, tuple(self._lo.shape), tuple(self._lo.reshape(-1).tolist()),
+                tuple(self._hi.shape), tuple(self._hi.reshape(-1).tolist()), tuple(sorted(self._options().items())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Threat):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def __repr__(self) -> str:
         lo, hi = self._lo, self._hi
         b = f"({lo.item():g}, {hi.item():g})" if lo.dim() == 0 and hi.dim() == 0 else "per-channel"
         return f"{type(self).__name__}({self.eps:g}, bounds={b})"
+
+
+def _num(v: float) -> str:
+    """A number as a spec string reads it back exactly: 3, 8/255, 0.1 (Python's shortest round trip)."""
+    v = float(v)
+    if v.is_integer() and abs(v) < 2**53:
+        return str(int(v))
+    short = repr(v)
+    k = round(v * 255)
+    if len(short) > 8 and k != 0 and k / 255 == v:
+        return f"{k}/255"
+    return short
 
 
 def _randn(shape, x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -152,6 +278,7 @@ class Linf(Threat):
     """L-infinity ball: every input component moves by at most eps."""
 
     norm_name = "linf"
+    p = math.inf
 
     def norm(self, delta: Tensor) -> Tensor:
         return _flat(delta).abs().amax(dim=1)
@@ -166,11 +293,29 @@ class Linf(Threat):
     def step(self, grad, x_adv=None):
         return grad.sign()
 
+    def dual_norm(self, grad: Tensor) -> Tensor:
+        return _flat(grad).norm(p=1, dim=1)
+
+    def hyperplane_step(self, w: Tensor, c: Tensor) -> Tensor:
+        return per_sample(c / self.dual_norm(w).clamp_min(1e-12), w) * w.sign()
+
+    def _covering_eps(self, widths: Tensor) -> float:
+        return float(widths.max())
+
+    def _large_eps(self, widths: Tensor, x: Tensor) -> str | None:
+        half = 0.5 * float(widths.max())
+        if self.eps < half:
+            return None
+        hint = f"did you mean linf:{_num(self.eps)}/255?" if 1 <= self.eps <= 255 and half <= 0.5 else \
+            "a ball this large reaches (almost) every valid input"
+        return f"{self} on data in {self._range_text()}: eps {_num(self.eps)} is at least half the data range; {hint}"
+
 
 class L2(Threat):
     """Euclidean ball."""
 
     norm_name = "l2"
+    p = 2.0
 
     def norm(self, delta: Tensor) -> Tensor:
         return _flat(delta).norm(p=2, dim=1)
@@ -220,6 +365,15 @@ class L2(Threat):
     def step(self, grad, x_adv=None):
         return grad / per_sample(_flat(grad).norm(dim=1).clamp_min(1e-12), grad)
 
+    def dual_norm(self, grad: Tensor) -> Tensor:
+        return _flat(grad).norm(p=2, dim=1)
+
+    def hyperplane_step(self, w: Tensor, c: Tensor) -> Tensor:
+        return per_sample(c / self.dual_norm(w).clamp_min(1e-12).pow(2), w) * w
+
+    def _covering_eps(self, widths: Tensor) -> float:
+        return float(widths.norm())
+
 
 def _sum_relu(sorted_vals: Tensor, suffix: Tensor, q: Tensor) -> Tensor:
     """sum_j relu(v_j - q) for each query q; ``sorted_vals`` ascending per row,
@@ -242,6 +396,8 @@ class L1(Threat):
     """
 
     norm_name = "l1"
+    p = 1.0
+    _diameter = "L1 diameter"
 
     def __init__(self, eps: float, bounds=(0.0, 1.0), sparsity: float = 0.01):
         super().__init__(eps, bounds)
@@ -289,27 +445,53 @@ class L1(Threat):
         signs = _rand((n, dim), x, generator).lt(0.5).to(x.dtype) * 2 - 1
         return (u * signs * self.radius(x).unsqueeze(1)).reshape(x.shape)
 
-    def step(self, grad, x_adv=None):
+    def step(self, grad, x_adv=None, k: int | Tensor | None = None):
+        """Signs of the ``k`` largest gradient coordinates that can still move, scaled to unit L1 norm.
+
+        ``k``: coordinates per sample, an int or a (N,) tensor (APGD-L1 adapts it per sample);
+        default ``ceil(sparsity * D)``.
+        """
         g = _flat(grad)
         if x_adv is not None:  # coordinates pinned at a bound cannot move further outward
             lo, hi = self.box(x_adv)
             xa = _flat(x_adv)
             stuck = ((g > 0) & (xa >= _flat(hi.expand_as(x_adv)))) | ((g < 0) & (xa <= _flat(lo.expand_as(x_adv))))
             g = g.masked_fill(stuck, 0)
-        k = max(1, int(math.ceil(self.sparsity * g.shape[1])))
-        top = g.abs().topk(k, dim=1).values[:, -1:]
+        if k is None:
+            k = max(1, int(math.ceil(self.sparsity * g.shape[1])))
+        if isinstance(k, Tensor):  # per sample: the k-th largest |g| of each row
+            k = k.to(device=g.device, dtype=torch.long).clamp(1, g.shape[1]).reshape(-1, 1)
+            top = g.abs().sort(dim=1, descending=True).values.gather(1, k - 1)
+        else:
+            top = g.abs().topk(min(max(1, int(k)), g.shape[1]), dim=1).values[:, -1:]
         s = torch.where((g.abs() >= top) & (g != 0), g.sign(), torch.zeros_like(g))
         s = s / s.abs().sum(1, keepdim=True).clamp_min(1)
         return s.reshape(grad.shape)
+
+    def dual_norm(self, grad: Tensor) -> Tensor:
+        return _flat(grad).norm(p=math.inf, dim=1)
+
+    def hyperplane_step(self, w: Tensor, c: Tensor) -> Tensor:
+        wf = _flat(w)
+        top = wf.abs().argmax(dim=1, keepdim=True)
+        d = torch.zeros_like(wf).scatter_(1, top, 1.0) * wf.sign()
+        return per_sample(c / self.dual_norm(w).clamp_min(1e-12), w) * d.reshape(w.shape)
+
+    def _covering_eps(self, widths: Tensor) -> float:
+        return float(widths.sum())
+
+    def _options(self) -> dict[str, str]:
+        return {} if self.sparsity == 0.01 else {"sparsity": repr(self.sparsity)}
 
 
 class L0(Threat):
     """At most ``k`` input components changed (eps = k, an integer)."""
 
     norm_name = "l0"
+    p = 0.0
 
     def __init__(self, k: int, bounds=(0.0, 1.0)):
-        if isinstance(k, float) and not float(k).is_integer():
+        if isinstance(k, bool) or (isinstance(k, float) and not float(k).is_integer()):
             raise ValueError(f"k must be a whole number of components, got {k!r}")
         super().__init__(k, bounds)
 
@@ -344,3 +526,31 @@ class L0(Threat):
 
     def step(self, grad, x_adv=None):
         return grad / per_sample(_flat(grad).norm(dim=1).clamp_min(1e-12), grad)
+
+    def dual_norm(self, grad: Tensor) -> Tensor:
+        """Sum of the k largest |grad_i|: sup of <grad, d> over k-sparse d with |d_i| <= 1 (L0 is no norm)."""
+        g = _flat(grad).abs()
+        return g.topk(min(self.k, g.shape[1]), dim=1).values.sum(1)
+
+    def linear_gain(self, grad: Tensor, x: Tensor) -> Tensor:
+        """k components, each moved across the widest box side."""
+        return self.dual_norm(grad) * float(self._widths(x).max())
+
+    def hyperplane_step(self, w: Tensor, c: Tensor) -> Tensor:
+        return per_sample(c / self.dual_norm(w).clamp_min(1e-12), w) * self._top_signs(w)
+
+    def _top_signs(self, w: Tensor) -> Tensor:
+        wf = _flat(w)
+        keep = torch.zeros_like(wf, dtype=torch.bool)
+        k = min(self.k, wf.shape[1])
+        if k > 0:
+            keep.scatter_(1, wf.abs().topk(k, dim=1).indices, True)
+        return (wf.sign() * keep).reshape(w.shape)
+
+    def _covering_eps(self, widths: Tensor) -> float:
+        return widths.numel()
+
+    def _large_eps(self, widths: Tensor, x: Tensor) -> str | None:
+        if self.k <= widths.numel():
+            return None
+        return f"{self}: k = {self.k} components, but one input has only {widths.numel()}"
