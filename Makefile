@@ -20,6 +20,7 @@ setup: $(STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/lint-imports  # the layering contracts in pyproject.toml ([tool.importlinter])
 
 test: setup lint
 	$(PY) -m pytest
