@@ -12,12 +12,39 @@ import torch
 from hypothesis import HealthCheck, settings
 from tests.helpers import LinearModel, SmallCNN
 
-settings.register_profile(
-    "advx", max_examples=int(os.environ.get("ADVX_HYPOTHESIS_EXAMPLES", "25")), deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-settings.load_profile("advx")
+_COMMON = {"max_examples": int(os.environ.get("ADVX_HYPOTHESIS_EXAMPLES", "25")), "deadline": None,
+           "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
+#: the default: derandomised (each test draws the same examples on every run and machine) and no example
+#: database, so CI cannot fail at random; a failure prints the example and a reproduction blob
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_COMMON)
+#: exploration: fresh random examples each run (pass --hypothesis-seed=N to repeat one), failures remembered
+settings.register_profile("dev", print_blob=True, **_COMMON)
+settings.register_profile("advx", parent=settings.get_profile("ci"))  # the old name, kept for callers
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
 torch.set_num_threads(1)  # the test models are tiny: threads cost more than they give
+
+#: devices the contract suite runs on: the CPU, plus the GPU where there is one
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Print at session start (also under -q) which hypothesis profile and seed the run uses, and the devices."""
+    config = session.config
+    current = settings()
+    seed = config.getoption("hypothesis_seed", None) if config.pluginmanager.hasplugin("hypothesispytest") else None
+    how = "derandomised" if current.derandomize else f"random, seed {seed if seed is not None else 'fresh'}"
+    line = (f"hypothesis profile: {PROFILE} ({how}, max_examples={current.max_examples}; HYPOTHESIS_PROFILE=dev "
+            f"for random draws) | devices: {', '.join(DEVICES)}")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each device the suite runs on: "cpu", and "cuda" where torch.cuda.is_available()."""
+    return torch.device(request.param)
 
 
 @pytest.hookimpl(tryfirst=True)

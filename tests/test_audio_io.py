@@ -21,12 +21,25 @@ def test_wav_pcm16_round_trip_within_quantisation(tmp_path_factory, seed, channe
     g = torch.Generator().manual_seed(seed)
     wave = torch.rand((channels, n) if channels > 1 else (n,), generator=g) * 2 - 1
     path = write_wav(tmp_path_factory.mktemp("wav") / "a.wav", wave, 16000)
-    back, rate = read_wav(path)
+    back, rate = read_wav(path, channels="keep")
     assert rate == 16000 and back.shape == wave.shape and back.dtype == torch.float32
-    assert float((back - wave).abs().max()) <= 0.5 / 32768 + 1e-7  # half a 16-bit step
+    # 16-bit PCM holds s / 32768 for s in [-32768, 32767]: +1.0 itself is not representable, so a value in the
+    # top half-step (above 32767.5 / 32768) comes back as the largest sample, 32767 / 32768 -- within one step,
+    # not half (seed 56872186, channels 2, n 95 drew one). Everything else is within half a step.
+    top = 32767 / 32768
+    assert float((back - wave.clamp(max=top)).abs().max()) <= 0.5 / 32768 + 1e-7  # half a 16-bit step
+    assert bool((back[wave > top] == top).all()) and float((back - wave).abs().max()) < 1 / 32768
     grid = torch.round(wave * 32768).clamp(-32768, 32767) / 32768  # values on the grid come back exactly
     path2 = write_wav(path.with_name("b.wav"), grid, 8000)
-    assert torch.equal(read_wav(path2)[0], grid)
+    assert torch.equal(read_wav(path2, channels="keep")[0], grid)
+
+
+def test_wav_pcm16_top_half_step_clips_to_the_largest_sample(tmp_path):
+    """The example hypothesis found (seed 56872186, channels 2, n 95), pinned: a value within half a step
+    of 1.0 is written as 32767 (the format has no +32768) and read back as 32767 / 32768."""
+    wave = torch.tensor([1.0, 1 - 0.25 / 32768, 32767.4 / 32768, -1.0, 0.0])
+    back, _ = read_wav(write_wav(tmp_path / "top.wav", wave, 16000))
+    assert back.tolist() == [32767 / 32768, 32767 / 32768, 32767 / 32768, -1.0, 0.0]
 
 
 def test_wav_float32_is_lossless_and_bad_input(tmp_path):
