@@ -120,6 +120,8 @@ class Attack(ABC):
     #: "minimum-norm" attacks search for the smallest perturbation; others
     #: maximise a loss inside the ball.
     minimum_norm: bool = False
+    #: norm names the class supports, set by :func:`advx.attacks.registry.register` (None: unregistered)
+    registered_threats: tuple[str, ...] | None = None
 
     def __init__(self, threat: Threat, seed: int = 0):
         if not isinstance(threat, Threat):
@@ -209,18 +211,15 @@ class Attack(ABC):
 
         Raises :class:`UnsupportedThreat` (a TypeError and a ValueError) naming the attack, the
         supported threats and the given one. Unregistered attacks (a user's own) check nothing
-        here; a subclass of a registered attack inherits its threats.
+        here; a subclass of a registered attack inherits its threats (``register`` stores them
+        on the class as ``registered_threats``).
         """
-        from advx.attacks import registry  # noqa: PLC0415 -- registry imports attack modules lazily
-
-        allowed = registry.supported_threats(type(self))
+        allowed = getattr(type(self), "registered_threats", None)
         norm = getattr(self.threat, "norm_name", None)
         if allowed is None or norm in allowed:
             return
-        listed = registry.threat_label(allowed)
-        first = registry.threat_label(allowed[:1])
-        raise UnsupportedThreat(f"threat: {type(self).__name__} supports advx.threat.{listed} threats, got "
-                                f"{type(self.threat).__name__}; pass e.g. {first}(eps)")
+        raise UnsupportedThreat(f"threat: {type(self).__name__} supports advx.threat.{threat_label(allowed)} threats, "
+                                f"got {type(self.threat).__name__}; pass e.g. {threat_label(allowed[:1])}(eps)")
 
     def require_threat(self, *allowed: type[Threat]) -> None:
         """Refuse (:class:`UnsupportedThreat`) a ``self.threat`` that is none of the ``allowed`` classes.
@@ -237,6 +236,16 @@ class Attack(ABC):
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("threat", "seed"))
         return f"{type(self).__name__}({self.threat!r}{', ' if fields else ''}{fields})"
 
+
+
+#: norm name -> the threat class users construct (for messages)
+THREAT_CLASSES = {"linf": "Linf", "l2": "L2", "l1": "L1", "l0": "L0", "db": "Decibels"}
+
+
+def threat_label(norm_names: tuple[str, ...]) -> str:
+    """("linf", "l2") -> "Linf or L2": the threat classes users construct, listed."""
+    names = [THREAT_CLASSES.get(n, n) for n in norm_names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 class UnsupportedThreat(TypeError, ValueError):

@@ -31,6 +31,9 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from advx.attacks.base import positive_int, threat_label
+from advx.threat import Threat
+
 __all__ = ["AttackInfo", "KINDS", "THREATS", "BUDGETS", "register", "attacks", "get", "build_attack",
            "registrations", "supported_threats", "threat_label"]
 
@@ -42,8 +45,6 @@ KINDS = ("gradient", "minimum-norm", "score-based", "decision-based", "transfer"
 THREATS = ("linf", "l2", "l1", "l0", "db")
 #: the budget parameters build_attack forwards
 BUDGETS = ("steps", "restarts", "queries")
-#: norm name -> the class users construct (for error messages)
-_THREAT_CLASS = {"linf": "Linf", "l2": "L2", "l1": "L1", "l0": "L0", "db": "Decibels"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def register(name: str, *, threats: tuple[str, ...], kind: str, budget: tuple[st
         if old is not None and (old.cls.__module__, old.cls.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"register: attack name {name!r} is taken by {old.cls.__module__}.{old.cls.__qualname__}")
         _REGISTRY[key] = AttackInfo(key, cls, threats, kind, budget, bool(targeted), summary, dict(options or {}))
+        own = cls.__dict__.get("registered_threats") or ()  # the union over this class's variants
+        cls.registered_threats = tuple(t for t in THREATS if t in own or t in threats)
         return cls
 
     return decorate
@@ -105,8 +108,7 @@ def register(name: str, *, threats: tuple[str, ...], kind: str, budget: tuple[st
 
 def _load_all() -> None:
     """Import every module of advx.attacks, so that each attack file has registered itself."""
-    import advx.attacks as package  # noqa: PLC0415
-
+    package = importlib.import_module("advx.attacks")  # by name: the package imports this module
     for mod in pkgutil.iter_modules(package.__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"advx.attacks.{mod.name}")
@@ -140,17 +142,8 @@ def registrations(cls: type) -> list[AttackInfo]:
 
 
 def supported_threats(cls: type) -> tuple[str, ...] | None:
-    """Norm names ``cls`` supports (union over its variants); None for an unregistered attack."""
-    infos = registrations(cls)
-    if not infos:
-        return None
-    return tuple(t for t in THREATS if any(t in info.threats for info in infos))
-
-
-def threat_label(norm_names: tuple[str, ...]) -> str:
-    """("linf", "l2") -> "Linf or L2" (the threat classes users construct)."""
-    names = [_THREAT_CLASS.get(n, n) for n in norm_names]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    """Norm names ``cls`` supports (union over its variants, inherited by subclasses); None if unregistered."""
+    return getattr(cls, "registered_threats", None)
 
 
 def build_attack(name: str, threat, *, steps: int | None = None, restarts: int | None = None,
@@ -163,9 +156,6 @@ def build_attack(name: str, threat, *, steps: int | None = None, restarts: int |
     this attack and win over both (e.g. ``{"steps": 100, "binary_search_steps": 5}``
     for cw); an option the attack does not take is a ValueError naming it.
     """
-    from advx.attacks.base import positive_int  # noqa: PLC0415
-    from advx.threat import Threat  # noqa: PLC0415
-
     info = get(name)
     if not isinstance(threat, Threat):
         raise TypeError(f"threat must be an advx.threat.Threat (e.g. Linf(8/255)), got {type(threat).__name__}")
