@@ -18,7 +18,7 @@ def _evaluate(tmp_path, name, *extra):
             "--attacks", "apgd-ce:10", "--checks", "gradients,unbounded", "--probe-points", "4", "--no-progress",
             "--out", str(out), *extra]
     assert main(args) == 0
-    return json.loads((out / "report.json").read_text())
+    return json.loads((out / "results.json").read_text())
 
 
 def test_bit_depth_is_flagged_as_is_and_broken_adaptively(tmp_path, monkeypatch):
@@ -29,7 +29,7 @@ def test_bit_depth_is_flagged_as_is_and_broken_adaptively(tmp_path, monkeypatch)
     assert adaptive["flags"] == []  # BPDA's gradients are usable
     assert adaptive["results"][0]["robust_accuracy"] < plain["results"][0]["robust_accuracy"] - 0.3
     assert plain["clean_accuracy"] == adaptive["clean_accuracy"]  # BPDA keeps the forward values
-    assert plain["config"]["description"]["defense"] == "bit-depth:3"
+    assert plain["settings"]["description"]["defense"] == "bit-depth:3"
     page = " ".join((tmp_path / "adaptive" / "report.html").read_text().split())
     assert "fmnist-cnn behind bit-depth:3 (attacked adaptively: BPDA/EOT)" in page
 

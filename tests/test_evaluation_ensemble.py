@@ -128,11 +128,13 @@ def test_report_accounts_for_every_point_and_serialises(problem, tmp_path):
         codes = report.per_sample["broken_by"][r.threat]
         assert sum(r.broken_by.values()) + r.carried + r.robust + codes.count(-2) == report.n
         assert r.ci95[0] <= r.robust_accuracy <= r.ci95[1]
-    data = json.loads((tmp_path / "report.json").read_text())
+    data = json.loads((tmp_path / "results.json").read_text())
     assert data["results"][1]["robust_accuracy"] == report.results[1].robust_accuracy
-    assert data["config"]["seed"] == 0 and data["config"]["threats"] == ["linf:0.02", "linf:0.08"]
+    assert data["config"]["seed"] == 0 and data["settings"]["threats"] == ["linf:0.02", "linf:0.08"]
     html = (tmp_path / "report.html").read_text()
-    assert f"{100 * report.results[1].robust_accuracy:.2f}%" in html
+    from advx.report import fmt_pct
+
+    assert fmt_pct(report.results[1].robust_accuracy) in html
     assert not re.search(r'src="(?!data:)', html)  # self-contained: every image inline
     for uri in re.findall(r'src="data:image/png;base64,([^"]+)"', html):
         assert base64.b64decode(uri)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -165,7 +165,7 @@ def test_pgd_at_least_as_strong_as_fgsm_and_monotone_in_eps(results):
 def test_results_record_how_to_reproduce(results):
     env = results["environment"]
     assert env["torch"] == torch.__version__ and re.fullmatch(r"\d+\.\d+\.\d+", env["python"])
-    assert results["schema_version"] == 1
+    assert results["schema_version"] == 2  # the one results.json schema (docs/results-schema.md)
     assert results["command"] == "advx attack --model tiny --data tiny"
     assert results["data"]["source"].startswith("synthetic")
     assert results["settings"]["seed"] == 0 and results["settings"]["batch_size"] == 10

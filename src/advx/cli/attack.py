@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shlex
-from pathlib import Path
 from typing import Any
 
 import click
+
+from advx.cli.options import RunOptions, run_options
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def parse_jobs(attacks: tuple[str, ...], threats: tuple[str, ...], bounds=(0.0, 
     that do not support a norm are paired only with the norms they support; an
     attack left with no threat at all is an error.
     """
-    from advx.experiment import ATTACKS  # noqa: PLC0415
+    from advx.jobs.attack import ATTACKS  # noqa: PLC0415
     from advx.threat import parse_threat  # noqa: PLC0415
 
     names = [a.strip().lower() for value in attacks for a in value.split(",") if a.strip()]
@@ -80,79 +80,33 @@ def print_summary(results: dict[str, Any], console=None) -> None:
     console.print(f"data: {data.get('source')}", highlight=False)
 
 
-class _Progress:
-    """A rich progress bar on stderr, one task per run (nothing when quiet)."""
+def load_model_spec(spec: str, device: str, *, mean=None, std=None):
+    """advx.model.load_model_with_info with its metadata; unknown names are bad usage (ValueError)."""
+    from advx.cli.inputs import model_spec_meta  # noqa: PLC0415
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console  # noqa: PLC0415
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
-
-            self.bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-            self.bar.__enter__()
-        return self
-
-    def __call__(self, label: str, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if label not in self.tasks:
-            self.tasks[label] = self.bar.add_task(label, total=total)
-        self.bar.update(self.tasks[label], completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
+    return model_spec_meta(spec, device, mean=mean, std=std)
 
 
-def load_model_spec(spec: str, device: str):
-    """advx.zoo.load_model with its metadata; unknown names are bad usage (ValueError)."""
-    from advx import zoo  # noqa: PLC0415
+def run_and_save(*, model: str, data: str, split: str, jobs, steps: int | None, restarts: int | None,
+                 run: RunOptions, command: str = "attack", examples: int = 8, report: bool = True,
+                 attack_options: dict | None = None, quiet: bool = False, target: str | None = None,
+                 queries: int | None = None) -> dict[str, Any]:
+    """Load, attack, save into ``run.out``; returns results.json's content (shared by ``attack`` and ``demo``)."""
+    from advx.cli.inputs import check_threats, load_model_and_data  # noqa: PLC0415
+    from advx.jobs.attack import run_experiment  # noqa: PLC0415
 
-    try:
-        model = zoo.load_model(spec, device=device)
-    except KeyError as e:
-        raise ValueError(f"--model {spec!r}: {e.args[0] if e.args else 'unknown model'}") from None
-    try:
-        info = zoo.model_info(spec)
-    except Exception as e:  # noqa: BLE001 -- metadata is optional for user models
-        log.debug("no metadata for %s: %s", spec, e)
-        info = {}
-    return model, {"spec": spec, "info": _jsonable(info)}
-
-
-def _jsonable(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {str(k): _jsonable(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_jsonable(v) for v in d]
-    return d if isinstance(d, (str, int, float, bool)) or d is None else str(d)
-
-
-def run_and_save(*, model: str, data: str, split: str, jobs, n: int | None, steps: int | None,
-                 restarts: int | None, batch_size: int, seed: int, device: str, out: Path, command: str,
-                 examples: int = 8, report: bool = True, attack_options: dict | None = None,
-                 quiet: bool = False, target: str | None = None) -> dict[str, Any]:
-    """Load, attack, save; returns results.json's content (shared by ``attack`` and ``demo``)."""
-    import json  # noqa: PLC0415
-
-    from advx.experiment import load_data, run_experiment  # noqa: PLC0415
-
-    net, model_meta = load_model_spec(model, device)
-    ds = load_data(data, split=split, n=n, seed=seed)
+    net, model_meta, ds = load_model_and_data(model, data, split, run)
+    check_threats([t for _, ts in jobs for t in ts], ds, run)
     data_meta = {"name": getattr(ds, "name", data), "split": getattr(ds, "split", split), "spec": data,
-                 "seed": seed}
-    with _Progress(enabled=not quiet) as progress:
-        exp = run_experiment(net, ds, jobs, steps=steps, restarts=restarts, batch_size=batch_size, seed=seed,
-                             device=device, progress=progress, model_meta=model_meta, data_meta=data_meta,
-                             attack_options=attack_options, target=target)
-    paths = exp.save(out, command=command, n_examples=examples, report=report)
-    return json.loads(paths["results"].read_text())
+                 "seed": run.seed}
+    exp = run_experiment(net, ds, jobs, steps=steps, restarts=restarts, batch_size=run.batch_size, seed=run.seed,
+                         device=run.device, model_meta=model_meta, data_meta=data_meta,
+                         attack_options=attack_options, target=target, out=run.out, resume=run.resume,
+                         overwrite=run.overwrite, command=command, examples=examples, queries=queries,
+                         show_progress=not quiet)
+    if not report:
+        (run.out / "report.html").unlink(missing_ok=True)
+    return exp.output.results
 
 
 EXAMPLE = """\b
@@ -183,47 +137,32 @@ with tensors x (N, ...) in [0, 1] and integer labels y.
               help="Attack name(s), comma-separated or repeated.")
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
-@click.option("--n", "-n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Number of samples (class-stratified, seeded).")
 @click.option("--target", "target", default=None, metavar="random|least-likely|CLASS",
               help="Targeted attacks: random class, least-likely class, or a class index (default: untargeted).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations of pgd, bim, apgd-ce, apgd-t (default: theirs).")
 @click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts of pgd, apgd-ce, apgd-t (default: theirs).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps ...")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/attack"),
-              show_default=True, help="Output folder.")
+@click.option("--queries", type=click.IntRange(min=1), default=None,
+              help="Hard query budget per sample of the score- and decision-based attacks.")
 @click.option("--examples", type=click.IntRange(min=0), default=8, show_default=True,
               help="Samples shown in the report's example grid.")
 @click.option("--no-report", is_flag=True, help="Write results.json and the tensors only.")
-@click.pass_context
-def command(ctx: click.Context, model: str, data: str, split: str, attacks: tuple[str, ...], threats: tuple[str, ...],
-            n: int, target: str | None, steps: int | None, restarts: int | None, batch_size: int, seed: int,
-            device: str, out: Path, examples: int, no_report: bool) -> None:
+@run_options(out="runs/attack", n=1000, batch_size=256)
+def command(model: str, data: str, split: str, attacks: tuple[str, ...], threats: tuple[str, ...],
+            target: str | None, steps: int | None, restarts: int | None, queries: int | None, examples: int,
+            no_report: bool, run: RunOptions) -> None:
     """Attack a model on real data; write adversarial examples, results.json and an HTML report."""
-    from advx.experiment import require_targetable  # noqa: PLC0415
-    from advx.targets import Targeting  # noqa: PLC0415
+    from advx.jobs.attack import require_targetable  # noqa: PLC0415
+    from advx.jobs.targets import Targeting  # noqa: PLC0415
 
     jobs = parse_jobs(attacks, threats)
     targeting = Targeting.parse(target)
     if targeting is not None:
         require_targetable([a for a, _ in jobs])
-    argv = ["advx", "attack", "--model", model, "--data", data, "--split", split,
-            "--attack", ",".join(a for a, _ in jobs), *[x for t in threats for x in ("--threat", t)],
-            "--n", str(n)]
-    if targeting is not None:
-        argv += ["--target", targeting.spec]
-    if steps is not None:
-        argv += ["--steps", str(steps)]
-    if restarts is not None:
-        argv += ["--restarts", str(restarts)]
-    argv += ["--batch-size", str(batch_size), "--seed", str(seed), "--device", device, "--out", str(out)]
     quiet = logging.getLogger().level > logging.INFO
-    results = run_and_save(model=model, data=data, split=split, jobs=jobs, n=n, steps=steps, restarts=restarts,
-                           batch_size=batch_size, seed=seed, device=device, out=out, command=shlex.join(argv),
-                           examples=examples, report=not no_report, quiet=quiet,
-                           target=None if targeting is None else targeting.spec)
+    results = run_and_save(model=model, data=data, split=split, jobs=jobs, steps=steps, restarts=restarts,
+                           run=run, examples=examples, report=not no_report, quiet=quiet,
+                           target=None if targeting is None else targeting.spec, queries=queries)
     print_summary(results)
+    out = run.out
     where = out / ("report.html" if not no_report else "results.json")
     click.echo(f"wrote {out}/adversarial.safetensors, {out}/results.json" + ("" if no_report else f", {where}"))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shlex
 import time
-from pathlib import Path
 
 import click
+
+from advx.cli.options import RunOptions, run_options
 
 #: what the demo runs (kept small: < 1 minute on 2 CPU cores)
 DEMO = {
@@ -36,21 +36,17 @@ The same run as:
 
 
 @click.command(epilog=EXAMPLE)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
-              show_default=True, help="Output folder.")
-@click.option("--device", default="cpu", show_default=True)
-def command(out: Path, device: str) -> None:
+@run_options(out="runs/demo", n=DEMO["n"], batch_size=DEMO["n"])
+def command(run: RunOptions) -> None:
     """Attack the committed Fashion-MNIST CNN with FGSM, PGD and C&W; print a table and write a report."""
     from advx.cli.attack import parse_jobs, print_summary, run_and_save  # noqa: PLC0415
 
     jobs = [job for attack, spec in DEMO["threats"].items() for job in parse_jobs((attack,), (spec,))]
-    argv = ["advx", "demo", *(["--out", str(out)] if out != Path("runs/demo") else []),
-            *(["--device", device] if device != "cpu" else [])]
     start = time.perf_counter()
     results = run_and_save(
-        model=DEMO["model"], data=DEMO["data"], split=DEMO["split"], jobs=jobs, n=DEMO["n"], steps=DEMO["steps"],
-        restarts=None, batch_size=DEMO["n"], seed=0, device=device, out=out, command=shlex.join(argv),
-        attack_options=DEMO["attack_options"], quiet=logging.getLogger().level > logging.INFO,
+        model=DEMO["model"], data=DEMO["data"], split=DEMO["split"], jobs=jobs, steps=DEMO["steps"],
+        restarts=None, run=run, command="demo", attack_options=DEMO["attack_options"],
+        quiet=logging.getLogger().level > logging.INFO,
     )
     print_summary(results)
-    click.echo(f"report: {out / 'report.html'}  ({time.perf_counter() - start:.0f} s)")
+    click.echo(f"report: {run.out / 'report.html'}  ({time.perf_counter() - start:.0f} s)")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import click
+
+from advx.cli.options import RunOptions, run_options
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,6 @@ def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds:
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
 @click.option("--attacks", default="standard", show_default=True, help="standard, fast, or comma-separated names.")
-@click.option("--n", "-n", "n", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Number of points (class-stratified, seeded). Under torchrun write -n: torchrun's own "
-                   "parser rejects --n as an ambiguous abbreviation of its options.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True,
-              help="Points per batch: the unit of checkpoints and sharding.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda (under torchrun: cuda:LOCAL_RANK) ...")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/evaluate"),
-              show_default=True, help="Run folder: checkpoints, report.json, report.html.")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--eot", type=click.IntRange(min=1), default=None, help="Average a randomised model over N passes.")
 @click.option("--checks", "checks", default="all", show_default=True, help="all, none, or comma-separated names.")
 @click.option("--probe-points", type=click.IntRange(min=0), default=16, show_default=True,
@@ -87,35 +78,45 @@ def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds:
                    "EOT over --eot passes, default 8, for noise; Athalye et al. 2018).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when a check fires.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks: str, n: int, batch_size: int,
-            seed: int, device: str, out: Path, resume: bool, eot: int | None, checks: str, probe_points: int,
-            defense: str | None, adaptive: bool, strict: bool, no_progress: bool) -> None:
+@run_options(out="runs/evaluate", n=1000, batch_size=250,
+             n_help="Number of points (class-stratified, seeded). torchrun's own parser rejects --n as an "
+                    "ambiguous abbreviation of its options.",
+             batch_help="Points per batch: the unit of checkpoints, resume and sharding.",
+             device_help="cpu, cuda (under torchrun: cuda:LOCAL_RANK) ...")
+def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks: str, eot: int | None, checks: str,
+            probe_points: int, defense: str | None, adaptive: bool, strict: bool, no_progress: bool,
+            run: RunOptions) -> None:
     """Robust accuracy, worst case over an attack ensemble, with checks that flag untrustworthy numbers."""
     from rich.console import Console
 
-    from advx.cli.attack import load_model_spec
-    from advx.evaluation import evaluate
-    from advx.experiment import load_data
+    from advx.cli.inputs import check_threats, load_model_and_data
+    from advx.jobs.evaluate import evaluate
     from advx.threat import parse_threat
 
+    device, n, seed, out = run.device, run.n, run.seed, run.out
     if device.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    net, model_meta = load_model_spec(model, device)
-    ds = load_data(data, split=split, n=n, seed=seed)
+    net, model_meta, ds = load_model_and_data(model, data, split, run, device=device)
     bounds = tuple(getattr(ds, "bounds", (0.0, 1.0)))
     parsed = [t for spec in threats for t in parse_threat(spec, bounds=bounds)]
+    check_threats(parsed, ds, run)
     net, eot = _defended(net, defense, adaptive, eot, bounds)
+    description = {"model": model, "data": data, "split": split, "n": n, "source": getattr(ds, "source", data),
+                   **({"defense": defense, "adaptive": adaptive} if defense else {}),
+                   "model_info": model_meta.get("info", {})}
     report = evaluate(
-        net, ds, parsed, attacks=attacks, batch_size=batch_size, out_dir=str(out), resume=resume, eot=eot,
-        seed=seed, progress=not no_progress, checks=_checks(checks), device=device, probe_points=probe_points,
-        description={"model": model, "data": data, "split": split, "n": n, "source": getattr(ds, "source", data),
-                     **({"defense": defense, "adaptive": adaptive} if defense else {}),
-                     "model_info": model_meta.get("info", {})},
+        net, ds, parsed, attacks=attacks, batch_size=run.batch_size, out_dir=str(out), resume=run.resume,
+        overwrite=run.overwrite, eot=eot, seed=seed, progress=not no_progress, checks=_checks(checks), device=device,
+        probe_points=probe_points, description=description,
+        model_spec={"spec": model, "info": model_meta.get("info", {}),
+                    **({"defense": defense, "adaptive": adaptive} if defense else {})},
+        data_spec={"spec": data, "name": getattr(ds, "name", data), "split": getattr(ds, "split", split),
+                   "source": getattr(ds, "source", data), "seed": seed},
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return
     console = Console() if Console().is_terminal else Console(width=130)
     report.print(console)
-    console.print(f"report: {out / 'report.html'}  ·  numbers: {out / 'report.json'}", highlight=False)
+    console.print(f"report: {out / 'report.html'}  ·  numbers: {out / 'results.json'}", highlight=False)
     if strict and report.flags:
         raise click.ClickException(f"checks fired: {', '.join(report.flags)}")

@@ -1,8 +1,8 @@
-"""Sharding an evaluation over processes started by ``torchrun``.
+"""Sharding a job over processes started by ``torchrun``.
 
 ``torchrun --nproc-per-node N -m advx evaluate ...`` starts N processes with
 RANK / WORLD_SIZE / MASTER_ADDR set. Each joins a ``torch.distributed`` process
-group (gloo on CPU, NCCL when the model is on a GPU), evaluates the batches
+group (gloo on CPU, NCCL when the model is on a GPU), runs the batches
 ``b`` with ``b % world == rank``, and the per-batch records are gathered on
 every rank. The records are the same tensors a single process computes for
 that batch (every batch's randomness comes from (seed, batch)), so the merged
