@@ -62,7 +62,7 @@ def decode_ids(ids: Iterable[int]) -> str:
 class CTCRecognizer(nn.Module):
     """Waveform (N, T) or (N, 1, T) -> log-probabilities (N, frames, len(ALPHABET))."""
 
-    def __init__(self, n_mels: int = 40, channels: int = 128, hidden: int = 128, floor_db: float | None = -70.0,
+    def __init__(self, n_mels: int = 40, channels: int = 96, hidden: int = 96, floor_db: float | None = -70.0,
                  sample_rate: int = 16000, spec_augment: bool = False):
         super().__init__()
         self.config = {"n_mels": n_mels, "channels": channels, "hidden": hidden, "floor_db": floor_db,

@@ -1,6 +1,6 @@
 """The recipe that trains the committed ``phrases-ctc`` recogniser (SYNTHETIC speech).
 
-    nice -n 10 python -m advx.audio.ctc_train --out src/advx/audio/weights --epochs 12
+    nice -n 10 python -m advx.audio.ctc_train --out src/advx/audio/weights --epochs 6
 
 Data: the espeak-ng command phrases (:mod:`advx.audio.phrases`), train split
 (6720 clips of 560 voices); the val split (other voices) picks the best epoch by
@@ -102,10 +102,14 @@ def evaluate_recognizer(model: CTCRecognizer, waves: Tensor, texts: list[str], b
     return out
 
 
-def train_ctc(epochs: int = 12, batch: int = 32, lr: float = 2e-3, seed: int = 0, threads: int = 1,
-              channels: int = 128, hidden: int = 128, floor_db: float = -70.0,
-              limit: int | None = None) -> tuple[CTCRecognizer, dict]:
-    """Train a :class:`CTCRecognizer` on the espeak-ng phrases; returns it and its metadata."""
+def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0, threads: int = 1,
+              channels: int = 96, hidden: int = 96, floor_db: float = -70.0, limit: int | None = None,
+              snapshot: Path | None = None) -> tuple[CTCRecognizer, dict]:
+    """Train a :class:`CTCRecognizer` on the espeak-ng phrases; returns it and its metadata.
+
+    ``snapshot``: after every epoch, the current weights are written there (safetensors), so
+    a long run can be inspected (or used) before it ends.
+    """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -132,7 +136,7 @@ def train_ctc(epochs: int = 12, batch: int = 32, lr: float = 2e-3, seed: int = 0
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
             if s % 50 == 0:
                 log.info("epoch %d step %d/%d: loss %.3f (%.0f s)", epoch + 1, s, per_epoch, float(loss),
                          time.time() - t0)
@@ -144,6 +148,10 @@ def train_ctc(epochs: int = 12, batch: int = 32, lr: float = 2e-3, seed: int = 0
                  total / max(1, per_epoch), v, time.time() - t0, val.texts[0], hyps[0])
         if v <= best:
             best, best_state = v, {k: t.clone() for k, t in model.state_dict().items()}
+        if snapshot is not None:
+            from safetensors.torch import save_file  # noqa: PLC0415
+
+            save_file({k: t.contiguous() for k, t in model.state_dict().items()}, str(snapshot))
     model.load_state_dict(best_state)
     model.spec_augment = False
     model.eval()
@@ -187,11 +195,11 @@ def train_ctc(epochs: int = 12, batch: int = 32, lr: float = 2e-3, seed: int = 0
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--channels", type=int, default=128)
-    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--channels", type=int, default=96)
+    parser.add_argument("--hidden", type=int, default=96)
     parser.add_argument("--floor-db", type=float, default=-70.0)
     parser.add_argument("--limit", type=int, default=None, help="train clips (default: all); for quick trials")
     parser.add_argument("--seed", type=int, default=0)
@@ -201,11 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from safetensors.torch import save_file  # noqa: PLC0415
 
+    args.out.mkdir(parents=True, exist_ok=True)
     model, info = train_ctc(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                            channels=args.channels, hidden=args.hidden, floor_db=args.floor_db, limit=args.limit)
+                            channels=args.channels, hidden=args.hidden, floor_db=args.floor_db, limit=args.limit,
+                            snapshot=args.out / f"{args.name}.snapshot.safetensors")
     info["name"] = args.name
     info["command"] = "python -m advx.audio.ctc_train " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"{args.name}.safetensors"))
     (args.out / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("saved to %s: val WER %.4f, test WER greedy %.4f", args.out, info["val_wer_greedy"],

@@ -15,7 +15,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Transform", "RandomGain", "RandomShift", "AddNoise", "RoomResponse", "Compose", "playback"]
+__all__ = ["Transform", "RandomGain", "RandomShift", "AddNoise", "RoomResponse", "BandPass", "Compose", "playback",
+           "over_the_air"]
 
 
 def _uniform(n: int, low: float, high: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -134,6 +135,37 @@ class RoomResponse(Transform):
         return (y * scale).reshape(x.shape)
 
 
+class BandPass(Transform):
+    """A loudspeaker's and microphone's band: keep frequencies between a low cut-off uniform in
+    ``low_hz`` and a high one uniform in ``high_hz``, with raised-cosine edges an octave wide
+    (zero-phase, applied in the frequency domain; linear, so gradients pass through).
+    """
+
+    def __init__(self, low_hz: tuple[float, float] = (100.0, 400.0), high_hz: tuple[float, float] = (3500.0, 7500.0),
+                 sample_rate: int = 16000):
+        super().__init__()
+        self.low_hz, self.high_hz = _range("low_hz", low_hz), _range("high_hz", high_hz)
+        if self.low_hz[0] < 0 or self.high_hz[1] > sample_rate / 2 or self.low_hz[1] >= self.high_hz[0]:
+            raise ValueError(f"need 0 <= low_hz < high_hz <= sample_rate / 2, got {low_hz!r}, {high_hz!r}")
+        self.sample_rate = int(sample_rate)
+
+    def response(self, n: int, t: int, like: Tensor, generator=None) -> Tensor:
+        """(n, t // 2 + 1) magnitude responses, one per clip."""
+        f = torch.fft.rfftfreq(t, 1 / self.sample_rate).to(device=like.device, dtype=like.dtype)[None]
+        lo = _uniform(n, *self.low_hz, like, generator)[:, None]
+        hi = _uniform(n, *self.high_hz, like, generator)[:, None]
+        octs = torch.log2(f.clamp_min(1.0))
+        rise = ((octs - torch.log2(lo)) + 0.5).clamp(0, 1)  # 0 an half-octave below lo, 1 above
+        fall = ((torch.log2(hi) - octs) + 0.5).clamp(0, 1)
+        return (0.5 - 0.5 * torch.cos(math.pi * rise)) * (0.5 - 0.5 * torch.cos(math.pi * fall))
+
+    def forward(self, x, generator=None):
+        n, t = x.shape[0], x.shape[-1]
+        h = self.response(n, t, x, generator)
+        flat = x.reshape(n, -1, t)
+        return torch.fft.irfft(torch.fft.rfft(flat) * h[:, None, :], t).reshape(x.shape)
+
+
 class Compose(Transform):
     """Apply transforms in order."""
 
@@ -157,3 +189,11 @@ def playback(sample_rate: int = 16000, gain_db=(-6.0, 6.0), max_shift_s: float =
                    RandomShift(int(max_shift_s * sample_rate)), AddNoise(snr_db))
 
 
+
+
+def over_the_air(sample_rate: int = 16000, gain_db=(-6.0, 6.0), rt60=(0.1, 0.4), low_hz=(100.0, 400.0),
+                 high_hz=(3500.0, 7500.0), snr_db=(20.0, 40.0)) -> Compose:
+    """Loudspeaker to microphone: room response, the devices' band-pass, gain, then microphone noise
+    (no time shift: a recogniser hears the whole utterance wherever it starts)."""
+    return Compose(RoomResponse(rt60, sample_rate=sample_rate), BandPass(low_hz, high_hz, sample_rate),
+                   RandomGain(gain_db), AddNoise(snr_db))
