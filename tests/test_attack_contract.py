@@ -1,8 +1,13 @@
-"""The contract every tensor attack keeps, checked for every attack x threat.
+"""The contract every tensor attack keeps, checked for every registered attack x every threat it declares.
 
-Properties (hypothesis): x_adv inside the ball and the bounds, shape/dtype kept,
-eps = 0 returns x, success judged by the model on x_adv, model mode and
-parameters untouched, same generator -> same result. Plus clear errors.
+Cases come from :func:`advx.attacks.registry.attacks` (as scikit-learn's ``all_estimators``
+feeds ``check_estimator``): registering an attack puts it under every check here.
+Properties: x_adv inside the ball and the bounds, shape/dtype/device kept, success judged by
+the model on x_adv (targeted: reaching the target), queries counted honestly (the model's own
+count of rows) and never above a stated budget, eps = 0 returns x, the model handed back as it
+came, deterministic under a seed, N = 0 gives an empty result, NaN/inf logits never count as
+success, float64/float16 inputs are returned in their dtype, non-integer budgets are refused.
+Every check runs on each ``device`` (CPU, plus CUDA where available).
 """
 
 from __future__ import annotations
@@ -15,58 +20,61 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from advx.attacks import (
-    BIM,
-    EAD,
-    FAB,
-    FABT,
-    FGSM,
-    JSMA,
-    NES,
-    PGD,
-    SPSA,
-    TIFGSM,
-    Boundary,
-    CarliniWagnerL2,
-    DeepFool,
-    HopSkipJump,
-    SimBA,
-    Square,
-)
-from advx.attacks.apgd import APGD, APGDT
-from advx.threat import L0, L1, L2, Linf
+from advx.attacks import PGD, DeepFool
+from advx.attacks.base import NonFiniteLogits
+from advx.attacks.registry import attacks, build_attack
+from advx.threat import L0, L1, L2, Decibels, Linf
 
-# (name, factory(threat) -> attack, threats it supports)
-ATTACKS = [
-    ("fgsm", lambda t: FGSM(t), (Linf, L2, L1, L0)),
-    ("fgsm-rs", lambda t: FGSM(t, random_start=True), (Linf, L2, L1)),
-    ("pgd", lambda t: PGD(t, steps=5, restarts=2), (Linf, L2, L1, L0)),
-    ("pgd-margin-momentum", lambda t: PGD(t, steps=5, loss="margin", momentum=0.9), (Linf, L2, L1)),
-    ("pgd-no-early-stop", lambda t: PGD(t, steps=4, early_stop=False), (Linf, L2)),
-    ("bim", lambda t: BIM(t, steps=4), (Linf, L2)),
-    ("apgd-ce", lambda t: APGD(t, steps=6), (Linf, L2, L1)),
-    ("apgd-dlr", lambda t: APGD(t, steps=6, loss="dlr"), (Linf, L2)),
-    ("apgd-t", lambda t: APGDT(t, steps=4, n_target_classes=2), (Linf, L2)),
-    ("fab", lambda t: FAB(t, steps=5), (Linf, L2, L1)),
-    ("fab-t", lambda t: FABT(t, steps=4, n_target_classes=2), (Linf, L2)),
-    ("cw", lambda t: CarliniWagnerL2(t, steps=10, binary_search_steps=2), (L2,)),
-    ("deepfool", lambda t: DeepFool(t, steps=5), (L2, Linf)),
-    ("ead", lambda t: EAD(t, steps=10, binary_search_steps=2), (L1,)),
-    ("jsma", lambda t: JSMA(t), (L0,)),
-    ("square", lambda t: Square(t, queries=20, restarts=2), (Linf, L2)),
-    ("simba", lambda t: SimBA(t, queries=20), (Linf, L2)),
-    ("spsa", lambda t: SPSA(t, steps=3, samples=4), (Linf,)),
-    ("nes", lambda t: NES(t, steps=3, samples=4), (L2,)),
-    ("hopskipjump", lambda t: HopSkipJump(t, queries=40), (L2, Linf)),
-    ("boundary", lambda t: Boundary(t, queries=40), (L2,)),
-    ("ti-fgsm", lambda t: TIFGSM(t, steps=3, kernel_size=3), (Linf,)),
-]
-EPS = {Linf: 0.1, L2: 0.8, L1: 4.0, L0: 5}
-CASES = [(name, make, kind) for name, make, kinds in ATTACKS for kind in kinds]
-IDS = [f"{name}-{kind.__name__}" for name, make, kind in CASES]
+REGISTRY = attacks()
+#: small configurations so that every attack runs in a blink (the registry's budgets get steps=3,
+#: restarts=2, queries=60); an attack without an entry runs with its defaults plus those, and the
+#: cost check below fails if that is too slow for the suite
+FAST = {
+    "apgd-t": {"n_target_classes": 2}, "malt": {"n_target_classes": 2},
+    "cw": {"steps": 10, "binary_search_steps": 2}, "ead": {"steps": 10, "binary_search_steps": 2},
+    "deepfool": {"steps": 5}, "fab": {"steps": 5}, "fab-t": {"steps": 4, "n_target_classes": 2},
+    "spsa": {"samples": 4}, "nes": {"samples": 4}, "tifgsm": {"kernel_size": 3},
+    "hopskipjump": {"init_evals": 10}, "simba": {},
+}
+STEPS, RESTARTS, QUERIES = 3, 2, 60
+EPS = {"linf": 0.1, "l2": 0.8, "l1": 4.0, "l0": 5, "db": -6.0}
+MAKE = {"linf": Linf, "l2": L2, "l1": L1, "l0": L0, "db": Decibels}
+#: configured variants checked besides the registered forms: label -> (registered name, options, norms)
+VARIANTS = {
+    "fgsm+random-start": ("fgsm", {"random_start": True}, ("linf", "l2", "l1")),
+    "pgd+margin+momentum": ("pgd", {"loss": "margin", "momentum": 0.9}, ("linf", "l2", "l1")),
+    "pgd+no-early-stop": ("pgd", {"early_stop": False}, ("linf", "l2")),
+    "simba+dct": ("simba", {"basis": "dct"}, ("linf",)),
+    "hopskipjump+early-stop": ("hopskipjump", {"early_stop": True}, ("l2",)),
+}
+CASES = [(name, norm) for name, info in REGISTRY.items() for norm in info.threats] + [
+    (label, norm) for label, (_, _, norms) in VARIANTS.items() for norm in norms]
+IDS = [f"{name}-{norm}" for name, norm in CASES]
+#: the most passes (forwards + backwards) one sample may cost in a contract case
+MAX_PASSES = 400
+
+
+def threat_for(norm: str, eps=None):
+    eps = EPS[norm] if eps is None else eps
+    return MAKE[norm](eps) if norm != "db" else Decibels(eps, bounds=(0.0, 1.0))
+
+
+def make(name: str, threat, queries: int = QUERIES):
+    """The contract case ``name`` (a registered attack or a VARIANTS label), small, for ``threat``."""
+    if name in VARIANTS:
+        base, options, _ = VARIANTS[name]
+        return build_attack(base, threat, steps=STEPS, restarts=RESTARTS, queries=queries,
+                            options={**FAST.get(base, {}), **options})
+    return build_attack(name, threat, steps=STEPS, restarts=RESTARTS, queries=queries, options=FAST.get(name))
+
+
+def info_of(name: str):
+    return REGISTRY[VARIANTS[name][0] if name in VARIANTS else name]
 
 
 class TinyNet(nn.Module):
+    """conv + BatchNorm + dropout + linear on (N, 1, 6, 6), 5 classes: mode and buffers must survive an attack."""
+
     def __init__(self, seed: int = 0):
         super().__init__()
         torch.manual_seed(seed)
@@ -79,55 +87,115 @@ class TinyNet(nn.Module):
         return self.fc(self.drop(torch.relu(self.bn(self.conv(x)))).flatten(1))
 
 
-def _data(seed: int, n: int = 6):
+class Counting(nn.Module):
+    """The model, counting every row it is asked to classify."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.model(x)
+
+
+def _data(seed: int, device, n: int = 4):
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, 6, 6, generator=g), torch.randint(0, 5, (n,), generator=g)
+    x, y = torch.rand(n, 1, 6, 6, generator=g), torch.randint(0, 5, (n,), generator=g)
+    return x.to(device), y.to(device)
 
 
-@pytest.mark.parametrize("name,make,kind", CASES, ids=IDS)
-@settings(max_examples=8)  # x 30 attack/threat cases
-@given(seed=st.integers(0, 10_000))
-def test_result_inside_threat_and_bounds_and_judged_by_model(name, make, kind, seed):
-    model = TinyNet().eval()
-    x, y = _data(seed)
-    threat = kind(EPS[kind])
-    res = make(threat)(model, x, y)
+def _inside(threat, x_adv, x):
+    lo, hi = threat.box(x)
+    assert bool((x_adv >= lo - 1e-6).all() and (x_adv <= hi + 1e-6).all()), "x_adv leaves the bounds"
+    d = threat.distance(x_adv, x)  # in the threat's units: eps is its bound (Decibels: a ratio to the peak)
+    assert bool((d <= threat.eps * (1 + 1e-5) + 1e-6).all()), f"x_adv leaves the ball: {d.tolist()}"
+
+
+def test_every_registered_attack_has_contract_cases():
+    """A registered attack is checked here automatically; the small configurations name only real attacks."""
+    assert {name for name, _ in CASES} - set(VARIANTS) == set(REGISTRY)
+    assert all(base in REGISTRY for base, _, _ in VARIANTS.values())
+    assert set(FAST) <= set(REGISTRY), f"stale FAST entries: {sorted(set(FAST) - set(REGISTRY))}"
+    assert len(CASES) >= 50
+
+
+@pytest.mark.parametrize("name,norm", CASES, ids=IDS)
+@settings(max_examples=3)
+@given(seed=st.integers(0, 10_000), targeted=st.booleans())
+def test_result_inside_threat_judged_by_the_model_and_counted(name, norm, seed, targeted, device):
+    info = info_of(name)
+    model = Counting(TinyNet()).eval().to(device)
+    x, y = _data(seed, device)
+    target = (y + 1 + seed % 4) % 5 if targeted and info.targeted else None
+    threat = threat_for(norm)
+    res = make(name, threat)(model, x, y, target)
     assert res.x_adv.shape == x.shape and res.x_adv.dtype == x.dtype and res.x_adv.device == x.device
-    assert bool((res.x_adv >= 0).all() and (res.x_adv <= 1).all())
-    assert bool((threat.distance(res.x_adv, x) <= threat.eps * (1 + 1e-5) + 1e-6).all())
+    _inside(threat, res.x_adv, x)
     torch.testing.assert_close(res.distance, threat.distance(res.x_adv, x))
     with torch.no_grad():
-        pred = model(res.x_adv).argmax(1)
-    assert torch.equal(res.success, pred != y)
+        pred = model.model(res.x_adv).argmax(1)
+    assert torch.equal(res.success, pred == target if target is not None else pred != y)
+    assert torch.equal(res.logits.argmax(1), pred)
+    for t in (res.success, res.queries, res.gradients, res.distance, res.logits, res.clean_correct):
+        assert t.device == x.device and len(t) == len(x)
     assert bool((res.queries >= res.gradients).all() and (res.queries >= 2).all())
+    assert int(res.queries.max()) <= MAX_PASSES, f"{name}: too costly for the contract suite; add it to FAST"
+    assert int((res.queries - res.gradients).sum()) == model.rows  # every forward counted, on the right sample
+    if info.black_box:
+        assert bool((res.queries <= QUERIES).all()), f"{name} overspent its budget: {res.queries.tolist()}"
+        assert int(res.gradients.sum()) == 0
 
 
-@pytest.mark.parametrize("name,make,kind", CASES, ids=IDS)
-def test_eps_zero_returns_x_unchanged(name, make, kind):
-    model = TinyNet().eval()
-    x, y = _data(1)
-    res = make(kind(0))(model, x, y)
+@pytest.mark.parametrize("name", [n for n, i in REGISTRY.items() if i.black_box])
+@settings(max_examples=4)
+@given(seed=st.integers(0, 10_000), queries=st.integers(3, 90))
+def test_black_box_budgets_are_hard_limits(name, seed, queries):
+    """No score- or decision-based attack spends more than ``queries`` on any sample (the contract's 2 included)."""
+    info = REGISTRY[name]
+    model = Counting(TinyNet()).eval()
+    x, y = _data(seed, "cpu", n=5)
+    threat = threat_for(info.threats[0])
+    try:
+        attack = make(name, threat, queries=queries)
+    except ValueError as e:  # a budget too small for one step of the attack is refused, naming it
+        assert "queries" in str(e)
+        return
+    res = attack(model, x, y)
+    assert bool((res.queries <= queries).all()), res.queries.tolist()
+    assert int(res.queries.sum()) == model.rows and int(res.gradients.sum()) == 0
+
+
+@pytest.mark.parametrize("name,norm", [c for c in CASES if c[1] != "db"], ids=[i for c, i in zip(CASES, IDS)
+                                                                               if c[1] != "db"])
+def test_eps_zero_returns_x_unchanged(name, norm, device):
+    model = TinyNet().eval().to(device)
+    x, y = _data(1, device)
+    res = make(name, threat_for(norm, 0))(model, x, y)
     assert torch.equal(res.x_adv, x)
-    assert torch.equal(res.distance, torch.zeros(len(x)))
+    assert torch.equal(res.distance, torch.zeros(len(x), device=device))
 
 
-@pytest.mark.parametrize("name,make,kind", CASES, ids=IDS)
-def test_deterministic_and_model_left_as_it_came(name, make, kind):
-    model = TinyNet()
+@pytest.mark.parametrize("name,norm", CASES, ids=IDS)
+def test_deterministic_and_model_left_as_it_came(name, norm, device):
+    model = TinyNet().to(device)
     model.train()
     model.fc.weight.requires_grad_(False)  # a user's frozen layer must stay frozen
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    x, y = _data(2)
-    attack = make(kind(EPS[kind]))
+    x, y = _data(2, device)
+    attack = make(name, threat_for(norm))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r1 = attack(model, x, y, generator=torch.Generator().manual_seed(3))
+        r1 = attack(model, x, y, generator=torch.Generator(device=device).manual_seed(3))
     assert any("training mode" in str(w.message) for w in caught)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r2 = attack(model, x, y, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(r1.x_adv, r2.x_adv)
+        r2 = attack(model, x, y, generator=torch.Generator(device=device).manual_seed(3))
+        r3 = make(name, threat_for(norm))(model, x, y)  # no generator: the attack's seed
+        r4 = make(name, threat_for(norm))(model, x, y)
+    assert torch.equal(r1.x_adv, r2.x_adv) and torch.equal(r1.queries, r2.queries)
+    assert torch.equal(r3.x_adv, r4.x_adv)
     assert model.training and model.bn.training and model.drop.training
     assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
     for k, v in model.state_dict().items():
@@ -135,11 +203,134 @@ def test_deterministic_and_model_left_as_it_came(name, make, kind):
     assert all(p.grad is None for p in model.parameters())
 
 
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_empty_batch_gives_an_empty_result_without_calling_the_model(name, device):
+    model = Counting(TinyNet()).eval().to(device)
+    x, y = torch.zeros(0, 1, 6, 6, device=device), torch.zeros(0, dtype=torch.long, device=device)
+    res = make(name, threat_for(REGISTRY[name].threats[0]))(model, x, y)
+    assert res.x_adv.shape == (0, 1, 6, 6) and res.x_adv.device == x.device and model.rows == 0
+    for t in (res.success, res.distance, res.queries, res.gradients, res.clean_correct):
+        assert t.shape == (0,) and t.device == x.device
+    assert res.logits.shape[0] == 0
+
+
+class NaNAbove(nn.Module):
+    """TinyNet whose logits are NaN for any input with a feature above ``level`` (the clean data stay below)."""
+
+    def __init__(self, level: float = 0.62, value: float = float("nan")):
+        super().__init__()
+        self.net, self.level, self.value = TinyNet().eval(), level, value
+
+    def forward(self, x):
+        out = self.net(x)
+        bad = (x.flatten(1) > self.level).any(1, keepdim=True)
+        return torch.where(bad, torch.full_like(out, self.value), out)
+
+
+@pytest.mark.parametrize("name,norm", CASES, ids=IDS)
+def test_non_finite_logits_are_never_success(name, norm):
+    """NaN (or inf) logits met during the attack raise NonFiniteLogits, or with nonfinite="fail" the samples are
+    marked failed: never success, never NaN in x_adv, never outside the bounds."""
+    x, y = _data(3, "cpu")
+    x = x * 0.6  # clean inputs below the NaN level
+    threat = threat_for(norm)
+    for value in (float("nan"), float("inf")):
+        model = NaNAbove(value=value).eval()
+        try:
+            res = make(name, threat)(model, x, y)
+        except NonFiniteLogits as e:
+            assert "non-finite logits" in str(e) and "nonfinite='fail'" in str(e)
+        else:  # the attack never stepped above the level: then every verdict is a finite one
+            assert bool(torch.isfinite(res.logits[res.success]).all())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = make(name, threat)(model, x, y, nonfinite="fail")
+        assert bool(torch.isfinite(res.x_adv).all())
+        _inside(threat, res.x_adv, x)
+        with torch.no_grad():
+            finite = torch.isfinite(model(res.x_adv)).all(1)
+        assert not bool((res.success & ~finite).any()), "a non-finite verdict counted as success"
+
+
+def test_nan_logits_at_eps_zero_are_not_success():
+    """The issue's case: PGD at eps 0 on a model returning NaN logits reported success 0.90 (argmax of NaN is 0)."""
+    x, y = _data(4, "cpu", n=10)
+    y = torch.ones(10, dtype=torch.long)
+
+    def nan_model(z):
+        return z.flatten(1)[:, :5] * float("nan")
+
+    with pytest.raises(NonFiniteLogits, match="non-finite logits"):
+        PGD(Linf(0.0), steps=2)(nan_model, x, y)
+    with pytest.warns(UserWarning, match="marked failed"):
+        res = PGD(Linf(0.0), steps=2)(nan_model, x, y, nonfinite="fail")
+    assert res.success_rate == 0.0 and not bool(res.clean_correct.any())
+
+
+def test_deepfool_with_nan_gradients_returns_finite_points_inside_the_box():
+    """The issue's case: finite logits, NaN input gradients (0 * sqrt at 0) -- DeepFool returned 1,568 NaN values."""
+    lin = nn.Linear(36, 5)
+
+    def model(z):
+        return lin(z.flatten(1)) + 0 * torch.sqrt(z.flatten(1) - z.flatten(1).detach()).sum(1, keepdim=True)
+
+    x, y = _data(5, "cpu", n=6)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = DeepFool(L2(10.0), steps=5)(model, x, y)
+    assert bool(torch.isfinite(res.x_adv).all())
+    _inside(L2(10.0), res.x_adv, x)
+    with torch.no_grad():
+        assert torch.equal(res.success, model(res.x_adv).argmax(1) != y)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_other_float_dtypes_are_attacked_in_the_models_and_returned_in_theirs(name, dtype, device):
+    norm = REGISTRY[name].threats[0]
+    model = Counting(TinyNet()).eval().to(device)
+    x, y = _data(6, device)
+    x = x.to(dtype)
+    threat = threat_for(norm)
+    res = make(name, threat)(model, x, y)
+    assert res.x_adv.dtype == dtype and res.x_adv.shape == x.shape and res.x_adv.device == x.device
+    assert bool(torch.isfinite(res.x_adv).all())
+    lo, hi = threat.box(x)
+    assert bool((res.x_adv >= lo).all() and (res.x_adv <= hi).all())
+    tol = 1e-3 if dtype == torch.float16 else 1e-6
+    assert bool((threat.distance(res.x_adv.double(), x.double()) <= threat.eps * (1 + tol) + tol).all())
+    with torch.no_grad():
+        pred = model.model(res.x_adv.float()).argmax(1)
+    assert torch.equal(res.success, pred != y)  # judged on the returned point
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_budgets_refuse_non_integers_naming_the_argument(name):
+    info = REGISTRY[name]
+    threat = threat_for(info.threats[0])
+    for arg in info.budget:
+        with pytest.raises(ValueError, match=f"{arg} must be a whole number"):
+            build_attack(name, threat, options={**FAST.get(name, {}), arg: 2.5})
+        with pytest.raises(ValueError, match=f"{arg} must be"):
+            build_attack(name, threat, **{arg: 2.5})
+    with pytest.raises(ValueError, match="seed must be a whole number"):
+        build_attack(name, threat, seed=1.5)
+
+
+@pytest.mark.parametrize("name", [n for n, i in REGISTRY.items() if not i.targeted])
+def test_untargeted_only_attacks_refuse_a_target(name):
+    x, y = _data(7, "cpu")
+    with pytest.raises(ValueError, match="target"):
+        make(name, threat_for(REGISTRY[name].threats[0]))(TinyNet().eval(), x, y, (y + 1) % 5)
+
+
 def test_targeted_attack_reaches_target():
     from tests.helpers import LinearModel
 
     model = LinearModel(36, 5).eval()
-    x, y = _data(4, n=16)
+    x, _ = _data(4, "cpu", n=16)
     y = model(x).argmax(1)
     target = (y + 1) % 5
     res = PGD(Linf(1.0), steps=30, loss="margin")(model, x, y, target=target)
@@ -150,7 +341,7 @@ def test_targeted_attack_reaches_target():
 # --------------------------------------------------------------------- errors
 def _call(**kw):
     model = TinyNet().eval()
-    x, y = _data(5)
+    x, y = _data(5, "cpu", n=6)
     args = {"x": x, "y": y, "target": None} | kw
     return PGD(Linf(0.1), steps=2)(model, args["x"], args["y"], target=args["target"])
 
@@ -173,7 +364,7 @@ def test_clear_errors_name_the_argument(kw, exc, match):
 
 
 def test_target_equal_to_label_is_rejected():
-    x, y = _data(6)
+    x, y = _data(6, "cpu")
     with pytest.raises(ValueError, match="target equals the true label"):
         PGD(Linf(0.1))(TinyNet().eval(), x, y, target=y.clone())
 
@@ -181,7 +372,22 @@ def test_target_equal_to_label_is_rejected():
 def test_bad_attack_arguments():
     with pytest.raises(ValueError, match="steps"):
         PGD(Linf(0.1), steps=0)
+    with pytest.raises(ValueError, match="steps must be a whole number"):
+        PGD(Linf(0.1), steps=2.5)
     with pytest.raises(TypeError, match="threat"):
         PGD(0.1)
     with pytest.raises(ValueError, match="logits of shape"):
-        PGD(Linf(0.1))(lambda z: z.flatten(1).sum(1), *_data(7))
+        PGD(Linf(0.1))(lambda z: z.flatten(1).sum(1), *_data(7, "cpu"))
+    with pytest.raises(ValueError, match="nonfinite must be"):
+        PGD(Linf(0.1))(TinyNet().eval(), *_data(7, "cpu"), nonfinite="ignore")
+
+
+def test_a_model_that_cannot_take_the_dtype_gets_a_named_error():
+    w = torch.randn(36, 5)
+
+    def float_only(z):  # a plain function: its dtype cannot be read, so x's dtype goes in
+        return z.flatten(1) @ w
+
+    x, y = _data(8, "cpu")
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64, which the model does not take"):
+        PGD(Linf(0.1), steps=1)(float_only, x.double(), y)

@@ -74,6 +74,11 @@ class DeepFool(Attack):
             f_l = f.gather(1, best[:, None]).squeeze(1).abs()
             w_l = grads[torch.arange(len(act)), best]
             r = self.threat.hyperplane_step(w_l, f_l + 1e-4)  # onto the linearised boundary, in the threat's norm
+            finite = torch.isfinite(r).flatten(1).all(1)  # NaN/inf gradients: stop that sample at its last point
+            if not bool(finite.all()):
+                act, r = act[finite], r[finite]
+                if len(act) == 0:
+                    break
             r_tot[act] += r
             x_adv[act] = self.threat.clip(x[act] + (1 + self.overshoot) * r_tot[act])
         return x_adv
