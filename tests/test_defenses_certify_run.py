@@ -11,8 +11,9 @@ from torch import nn
 
 from advx.cli import main
 from advx.defenses import certified_accuracy, certify
-from advx.defenses.certification_run import certify_run, max_certifiable_radius
+from advx.defenses.certification_run import max_certifiable_radius
 from advx.defenses.smoothing import Certificate
+from advx.jobs.certify import certify_run
 
 
 def toy():
@@ -25,27 +26,28 @@ def toy():
     return model.eval(), x, y
 
 
-class Interrupt(nn.Module):
-    """The model, but it raises on its ``limit``-th call (a crash in the middle of the run)."""
+def interrupt(model, limit):
+    """A forward hook that raises on the model's ``limit``-th call (a crash in the middle of the run; the
+    weights, and so the run's fingerprint, stay the model's)."""
+    calls = []
 
-    def __init__(self, model, limit):
-        super().__init__()
-        self.model, self.calls, self.limit = model, 0, limit
-
-    def forward(self, x):
-        self.calls += 1
-        if self.calls == self.limit:
+    def hook(module, args, output):
+        calls.append(1)
+        if len(calls) == limit:
             raise RuntimeError("killed")
-        return self.model(x)
+
+    return model.register_forward_hook(hook)
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_certificates(tmp_path):
     model, x, y = toy()
     kw = dict(sigma=0.5, n0=20, n=200, alpha=0.01, chunk=4, batch_size=64, seed=3)
     whole = certify_run(model, x, y, out_dir=tmp_path / "a", **kw)
+    handle = interrupt(model, limit=30)
     with pytest.raises(RuntimeError, match="killed"):
-        certify_run(Interrupt(model, limit=30).eval(), x, y, out_dir=tmp_path / "b", **kw)  # 20 calls a chunk: dies in the 2nd
-    done = sorted(p.name for p in (tmp_path / "b" / "chunks").iterdir())
+        certify_run(model, x, y, out_dir=tmp_path / "b", **kw)  # 20 calls a chunk: dies in the 2nd
+    handle.remove()
+    done = sorted(p.name for p in (tmp_path / "b" / "batches").iterdir())
     assert 1 <= len(done) < 4
     resumed = certify_run(model, x, y, out_dir=tmp_path / "b", resume=True, **kw)
     assert resumed["per_sample"] == whole["per_sample"]
@@ -89,7 +91,8 @@ def test_cli_writes_results_and_a_report_whose_table_is_the_certificates(tmp_pat
     labels, preds, radius = (torch.tensor(r["per_sample"][k]) for k in ("label", "prediction", "radius"))
     expected = [float(((preds == labels) & (radius >= t)).double().mean()) for t in (0.0, 0.1, 0.2)]
     assert r["table"] == {"radii": [0.0, 0.1, 0.2], "certified_accuracy": expected}
-    assert r["config"]["n"] == 200 and r["config"]["sigma"] == 0.1 and len(labels) == 6
+    assert r["settings"]["n"] == 200 and r["settings"]["sigma"] == 0.1 and len(labels) == 6
+    assert r["command"] == "certify" and r["argv"] == ["advx", *args]
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and "advx certify" in page
     assert f"{100 * expected[0]:.1f}%" in page

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
-from pathlib import Path
-
 import click
+
+from advx.cli.options import RunOptions, run_options
 
 EXAMPLE = """\b
 Examples:
@@ -36,8 +34,6 @@ def _radii(value: str) -> list[float]:
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), required=True,
               help="Standard deviation of the Gaussian noise (in input units).")
-@click.option("--n", "-n", "n", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Number of test points (class-stratified, seeded).")
 @click.option("--samples", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Noise samples per point for the bound (CERTIFY's n); the largest certifiable radius grows with it.")
 @click.option("--n0", type=click.IntRange(min=1), default=100, show_default=True,
@@ -45,54 +41,33 @@ def _radii(value: str) -> list[float]:
 @click.option("--alpha", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.001,
               show_default=True, help="Failure probability of each certificate.")
 @click.option("--radii", default="0,0.25,0.5,0.75,1", show_default=True, help="Radii of the summary table.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Noisy copies per forward pass.")
 @click.option("--chunk", type=click.IntRange(min=1), default=10, show_default=True,
               help="Points certified between checkpoints.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/certify"),
-              show_default=True, help="Run folder: chunks, results.json, report.html.")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def command(model: str, data: str, split: str, sigma: float, n: int, samples: int, n0: int, alpha: float, radii: str,
-            batch_size: int, chunk: int, seed: int, device: str, out: Path, resume: bool, no_progress: bool) -> None:
+@run_options(out="runs/certify", n=100, batch_size=1000, n_help="Number of test points (class-stratified, seeded).",
+             batch_help="Noisy copies per forward pass.")
+def command(model: str, data: str, split: str, sigma: float, samples: int, n0: int, alpha: float, radii: str,
+            chunk: int, no_progress: bool, run: RunOptions) -> None:
     """Certify a Gaussian-smoothed classifier's L2 robustness (Cohen et al. 2019) and plot the curve."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from advx.cli.attack import load_model_spec
-    from advx.defenses.certification_run import certify_run, write_certify_report
-    from advx.experiment import load_data
+    from advx.jobs import run_job
+    from advx.jobs.attack import load_data
+    from advx.jobs.certify import CertifyJob
 
     radius_list = _radii(radii)
-    net, _ = load_model_spec(model, device)
-    ds = load_data(data, split=split, n=n, seed=seed)
-    x, y = ds.x.to(device), ds.y.to(device)
-    cmd = "advx certify " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "advx certify"
-    describe = {"model": model, "data": data, "split": split, "source": getattr(ds, "source", data), "command": cmd}
-    bar = None if no_progress else Progress(TextColumn("[bold]certifying"), BarColumn(), MofNCompleteColumn(),
-                                            TextColumn("points"), TimeElapsedColumn(), console=Console(stderr=True))
-    task = bar.add_task("certify", total=len(x)) if bar else None
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(task, completed=done)
-
-    if bar is not None:
-        bar.start()
-    try:
-        results = certify_run(net, x, y, sigma, n0=n0, n=samples, alpha=alpha, radii=radius_list, seed=seed,
-                              chunk=chunk, batch_size=batch_size, out_dir=out, resume=resume, progress=progress,
-                              describe=describe)
-    finally:
-        if bar is not None:
-            bar.stop()
-    page = write_certify_report(results, out)
+    net, meta = load_model_spec(model, run.device)
+    ds = load_data(data, split=split, n=run.n, seed=run.seed)
+    x, y = ds.x.to(run.device), ds.y.to(run.device)
+    job = CertifyJob(net, x, y, sigma, n0=n0, n=samples, alpha=alpha, radii=radius_list, seed=run.seed, chunk=chunk,
+                     batch_size=run.batch_size, device=run.device,
+                     model_spec={"spec": model, "info": meta.get("info", {})},
+                     data_spec={"spec": data, "name": getattr(ds, "name", data), "split": getattr(ds, "split", split),
+                                "source": getattr(ds, "source", data), "seed": run.seed})
+    results = run_job(job, run.out, resume=run.resume, overwrite=run.overwrite, progress=not no_progress).results
     table = results["table"]
     click.echo(f"base accuracy {100 * results['base_accuracy']:.1f}%  ·  smoothed (certified at radius 0) "
                f"{100 * results['smoothed_accuracy']:.1f}%  ·  abstained {100 * results['abstain_rate']:.1f}%  ·  "
                f"largest certifiable radius {results['max_certifiable_radius']:.3f}")
     click.echo("L2 radius           " + "".join(f"{r:>9g}" for r in table["radii"]))
     click.echo("certified accuracy  " + "".join(f"{100 * a:>8.1f}%" for a in table["certified_accuracy"]))
-    click.echo(f"report: {page}  ·  numbers: {out / 'results.json'}")
+    click.echo(f"report: {run.out / 'report.html'}  ·  numbers: {run.out / 'results.json'}")

@@ -8,11 +8,11 @@
 * :mod:`~advx.defenses.bpda`, :mod:`~advx.defenses.eot` -- adaptive attacks through them (Athalye et al. 2018).
 * :mod:`~advx.defenses.detection` -- the feature-squeezing detector (Xu et al. 2018) and its evasion.
 * :mod:`~advx.defenses.smoothing` -- randomized smoothing certificates (Cohen et al. 2019);
-  :mod:`~advx.defenses.certification_run` -- a resumable certification run and its report (``advx certify``).
+  :mod:`~advx.defenses.certification_run` -- a certification run's numbers (the run itself: ``advx.jobs.certify``).
 """
 
 from advx.defenses.bpda import BPDA, bpda
-from advx.defenses.certification_run import certify_run, write_certify_report
+from advx.defenses.certification_run import certify_results, max_certifiable_radius
 from advx.defenses.detection import DetectorAware, FeatureSqueezingDetector, detection_rate, evade_detector, roc_auc
 from advx.defenses.distillation import DistillationTraining, TemperatureTraining, distill
 from advx.defenses.eot import EOT
@@ -32,4 +32,4 @@ __all__ = ["PGDTraining", "FGSMRSTraining", "TRADES", "NoiseTraining", "OverfitG
            "DistillationTraining", "distill", "InputTransform", "BitDepth", "MedianFilter", "JPEG", "GaussianNoise",
            "Defended", "BPDA", "bpda", "EOT", "FeatureSqueezingDetector", "roc_auc", "detection_rate",
            "DetectorAware", "evade_detector", "ABSTAIN", "Certificate", "sample_counts", "certify", "predict",
-           "certified_accuracy", "certify_run", "write_certify_report", "RobustAccuracy", "parse_transforms"]
+           "certified_accuracy", "certify_results", "max_certifiable_radius", "RobustAccuracy", "parse_transforms"]
