@@ -121,5 +121,6 @@ class BIM(PGD):
     """Basic Iterative Method (Kurakin et al. 2017): PGD from x, step 1.25 * eps / steps."""
 
     def __init__(self, threat: Threat, steps: int = 10, loss: str | LossFn = "ce", early_stop: bool = True, seed: int = 0):
-        super().__init__(threat, steps=steps, restarts=1, rel_step_size=1.25 / max(int(steps), 1),
+        steps = positive_int("steps", steps)
+        super().__init__(threat, steps=steps, restarts=1, rel_step_size=1.25 / steps,
                          random_start=False, loss=loss, early_stop=early_stop, seed=seed)

@@ -91,8 +91,8 @@ class MIFGSM(Attack):
         self.steps, self.decay = positive_int("steps", steps), in_range("decay", decay, 0)
         self.diversity_prob = in_range("diversity_prob", diversity_prob, 0, 1)
         self.resize_rate = in_range("resize_rate", resize_rate, 1, low_open=True)
-        self.kernel = gaussian_kernel(kernel_size) if int(kernel_size) > 1 else None
-        self.kernel_size = int(kernel_size)
+        self.kernel_size = positive_int("kernel_size", kernel_size, note=" (odd; 1 disables TI)")
+        self.kernel = gaussian_kernel(self.kernel_size) if self.kernel_size > 1 else None
         self.rel_step_size = 1.0 / self.steps if rel_step_size is None else \
             in_range("rel_step_size", rel_step_size, 0, low_open=True)
         self.loss = get_loss(loss)
