@@ -48,8 +48,8 @@ def test_transfer_matrix_diagonal_is_the_white_box_rate(tmp_path, monkeypatch):
     assert abs(rates[0, 0].item() - (direct.success & right).sum().item() / right.sum().item()) < 1e-6
     assert rates[1, 0] > 0.3  # a close cousin's examples transfer
 
-    page = (out / "transfer.html").read_text()
-    cells = re.findall(r"<td>([0-9.]+)%</td>", page)
+    page = (out / "report.html").read_text()  # advx.report's page: each cell names its value in results.json
+    cells = re.findall(r'data-path="/success/\d+/\d+" data-fmt="pct"><span class="t">([0-9.]+)%</span>', page)
     assert [float(c) for c in cells[:4]] == [round(100 * v, 1) for row in res["success"] for v in row]
     assert "data:image/png;base64," in page
 

@@ -7,9 +7,10 @@ import json
 import torch
 
 from advx.cli import main
+from advx.report import write_report
 from advx.text.attacks import DeepWordBug, Edit, TextAttackResult
 from advx.text.data import TextDataset
-from advx.text.report import diff_segments, write_html
+from advx.text.report import diff_segments, write_results
 from advx.text.train import TrainConfig, train_text_model
 
 
@@ -49,11 +50,11 @@ def test_report_escapes_and_highlights(tmp_path):
     summary = {"examples": 1, "clean_accuracy": 1.0, "accuracy_under_attack": 0.0, "success_rate": 1.0,
                "succeeded": 1, "failed": 0, "skipped": 0, "mean_words_changed": 1.0, "mean_percent_words_changed": 20.0,
                "mean_chars_changed": 1.0, "mean_queries": 3.0}
-    path = write_html(tmp_path / "r.html", [r], summary, {"recipe": "x", "model": "<b>m</b>", "dataset": "d",
-                                                          "budget": None, "seed": 0}, ["neg", "pos"])
-    html = path.read_text()
+    doc = write_results(tmp_path / "results.json", [r], summary, {"recipe": "x", "model": "<b>m</b>", "dataset": "d",
+                                                                  "budget": None, "seed": 0}, ["neg", "pos"])
+    html = write_report(doc, None, tmp_path / "r.html").read_text()  # the one renderer draws the text page
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "&lt;b&gt;m&lt;/b&gt;" in html and '<span class="ins">o</span>' in html
+    assert "&lt;b&gt;m&lt;/b&gt;" in html and "<ins>o</ins>" in html
 
 
 def test_adversarial_training_adds_adversarial_examples():

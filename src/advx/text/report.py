@@ -1,9 +1,10 @@
-"""results.json and a self-contained HTML report of a text attack run.
+"""results.json of a text attack run, and the per-example diff of its edits.
 
-The report shows, per example, the original text with deleted and replaced
-characters marked, the adversarial text with inserted and replaced characters
-marked, and the prediction (with probability) before and after. All text goes
-through Jinja2's autoescaping: a tweet containing ``<script>`` is shown, not run.
+The page (``report.html``) is drawn by advx's one renderer, ``advx.report``, from
+the document :func:`results_document` builds: ``command`` "text attack",
+``medium`` "text", the configuration, the summary and every example (original
+and adversarial text, the edits, predictions, queries). This module does not
+render HTML.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ import difflib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-
-import jinja2
+from typing import Any
 
 from advx.text.attacks.base import TextAttackResult
 
-__all__ = ["diff_segments", "write_results", "write_html"]
-
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "text_report.html"
+__all__ = ["diff_segments", "results_document", "write_results"]
 
 
 def diff_segments(result: TextAttackResult, context: int | None = None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -67,27 +65,21 @@ def _shorten(segments: list[tuple[str, str]], context: int) -> list[tuple[str, s
     return out
 
 
-def write_results(path: str | Path, results: Sequence[TextAttackResult], summary: dict, config: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": config, "summary": summary, "results": [r.to_dict() for r in results]},
-                               indent=1, ensure_ascii=False))
-    return path
+def results_document(results: Sequence[TextAttackResult], summary: dict, config: dict,
+                     label_names: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """The results.json body of a text attack: what the report draws (``extra``: e.g. argv, environment)."""
+    cfg = dict(config)
+    if label_names is not None:
+        cfg["label_names"] = [str(n) for n in label_names]
+    return {"command": "text attack", "medium": "text", **extra, "config": cfg, "summary": summary,
+            "results": [r.to_dict() for r in results]}
 
 
-def write_html(path: str | Path, results: Sequence[TextAttackResult], summary: dict, config: dict,
-               label_names: Sequence[str] | None = None, context: int | None = 300) -> Path:
+def write_results(path: str | Path, results: Sequence[TextAttackResult], summary: dict, config: dict,
+                  label_names: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """Write results.json; returns the document (hand it to ``advx.report.write_report`` for the page)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
-    name = (lambda c: label_names[c] if label_names and c < len(label_names) else str(c))  # noqa: E731
-    rows = []
-    for k, r in enumerate(results):
-        orig, pert = diff_segments(r, context)
-        rows.append({"k": k, "status": r.status, "orig": orig, "pert": pert, "queries": r.queries,
-                     "words": r.words_changed, "chars": r.chars_changed, "label": name(r.label),
-                     "before": name(r.original_pred), "p_before": max(r.original_probs),
-                     "after": name(r.perturbed_pred), "p_after": max(r.perturbed_probs)})
-    path.write_text(template.render(summary=summary, config=config, rows=rows), encoding="utf-8")
-    return path
+    doc = results_document(results, summary, config, label_names, **extra)
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+    return doc
