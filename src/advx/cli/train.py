@@ -53,13 +53,15 @@ log = logging.getLogger("advx.train")
 @click.option("--guard/--no-guard", default=None,
               help="Early stop on PGD accuracy of 256 held-out train images (default: on for fgsm-rs).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint (OUT with .ckpt.safetensors).")
+@click.option("--overwrite", is_flag=True, help="Start again over an existing OUT and its checkpoint.")
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="CPU threads (default: min(2, cores)).")
 @click.option("--device", default="cpu", help="torch device, e.g. cpu or cuda.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out: Path, batch_size: int, lr: float,
             optimizer: str, schedule: str, augment: str, weight_decay: float, n_train: int | None, eval_n: int,
             defense: str, eps: float | None, steps: int, warmup: float, beta: float, sigma: float, temperature: float,
-            guard: bool | None, resume: bool, threads: int | None, device: str, progress: bool) -> None:
+            guard: bool | None, resume: bool, overwrite: bool, threads: int | None, device: str,
+            progress: bool) -> None:
     """Train a reference model with a seeded, resumable recipe.
 
     Writes OUT (safetensors weights), OUT's .json (architecture, data, epochs,
@@ -77,7 +79,7 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     import torch
 
     import advx.defenses  # noqa: F401 -- registers the adversarial-training objectives
-    from advx.training import DEFENSES
+    from advx.defenses.loop import DEFENSES
 
     if defense not in DEFENSES:
         raise click.BadParameter(f"choose one of {', '.join(sorted(DEFENSES))}", param_hint="--defense")
@@ -87,13 +89,20 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
         raise click.BadParameter("the overfitting guard attacks at --eps; give --eps or --no-guard", param_hint="--guard")
     if out.suffix != ".safetensors":
         raise click.BadParameter("must end in .safetensors", param_hint="--out")
+    if resume and overwrite:
+        raise click.BadParameter("--resume continues the run in OUT, --overwrite starts it again: give one",
+                                 param_hint="--overwrite")
+    existing = [p for p in (out, out.with_suffix(".ckpt.safetensors"), out.with_suffix(".ckpt")) if p.exists()]
+    if existing and not (resume or overwrite):
+        raise click.BadParameter(f"{existing[0]} exists: add --resume to continue that run or --overwrite to "
+                                 f"start again over it", param_hint="--out")
     torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
     rank, created = _join_process_group(device)
     if created and device.startswith("cuda"):
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     try:
         _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, schedule, augment, weight_decay,
-             n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, device,
+             n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, overwrite, device,
              progress and rank == 0, rank, options, defense_flags)
     finally:
         if created:
@@ -119,14 +128,14 @@ def _join_process_group(device: str) -> tuple[int, bool]:
 
 
 def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, schedule, augment, weight_decay,
-         n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, device, progress, rank,
-         options, defense_flags) -> None:
+         n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, overwrite, device, progress,
+         rank, options, defense_flags) -> None:
     import torch
 
     from advx import data as advx_data
     from advx import zoo
+    from advx.defenses.loop import TrainConfig, accuracy, train
     from advx.defenses.training import OverfitGuard, RobustAccuracy
-    from advx.training import TrainConfig, accuracy, train
 
     echo = click.echo if rank == 0 else (lambda *a, **k: None)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
@@ -178,13 +187,13 @@ def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, 
         teacher_out = out.with_name(out.stem + "-teacher.safetensors")
         _, model, _, history = distill(build, train_data, dataclasses.replace(config, defense_options={}), temperature,
                                        teacher_path=teacher_out, eval_data=eval_data,
-                                       checkpoint_dir=out.with_suffix(".ckpt"), resume=resume, progress=progress,
-                                       on_epoch=on_epoch)
+                                       checkpoint_dir=out.with_suffix(".ckpt"), resume=resume, overwrite=overwrite,
+                                       progress=progress, on_epoch=on_epoch)
         checkpoint = out.with_suffix(".ckpt")
         defense_flags = f" --temperature {temperature:g}"
     else:
         history = train(model, train_data, config, eval_data=eval_data, checkpoint=checkpoint, resume=resume,
-                        progress=progress, on_epoch=on_epoch)
+                        overwrite=overwrite, progress=progress, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
     clean = accuracy(model, test_data.x, test_data.y)
     cmd = (f"advx train --arch {arch} --data {data_name}" + (f" --source {source}" if forced else "")

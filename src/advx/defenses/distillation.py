@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from advx.data import LabeledData
-from advx.training import EpochStats, TrainConfig, _world, register_defense, train
+from advx.defenses.loop import EpochStats, TrainConfig, _world, register_defense, train
 
 __all__ = ["TemperatureTraining", "DistillationTraining", "distill"]
 
@@ -82,7 +82,8 @@ class DistillationTraining:
 
 def distill(build: Callable[[], nn.Module], data: LabeledData | tuple[Tensor, Tensor], config: TrainConfig,
             temperature: float = 100.0, *, teacher_path: str | Path, eval_data=None,
-            checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = False,
+            checkpoint_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+            progress: bool = False,
             on_epoch: Callable[[EpochStats], object] | None = None,
             ) -> tuple[nn.Module, nn.Module, list[EpochStats], list[EpochStats]]:
     """Train a teacher at ``temperature`` (saved to ``teacher_path``), then a student on its soft labels.
@@ -99,7 +100,7 @@ def distill(build: Callable[[], nn.Module], data: LabeledData | tuple[Tensor, Te
     teacher_cfg = replace(config, defense="temperature", defense_options={"temperature": temperature})
     teacher = build()
     t_ckpt = ckpt / "teacher.ckpt.safetensors" if ckpt else None
-    t_hist = train(teacher, data, teacher_cfg, eval_data=eval_data, checkpoint=t_ckpt,
+    t_hist = train(teacher, data, teacher_cfg, eval_data=eval_data, checkpoint=t_ckpt, overwrite=overwrite,
                    resume=resume and t_ckpt is not None and t_ckpt.exists(), progress=progress, on_epoch=on_epoch)
     x = data.x if isinstance(data, LabeledData) else data[0]
     device = next((p.device for p in teacher.parameters()), torch.device("cpu"))
@@ -116,7 +117,7 @@ def distill(build: Callable[[], nn.Module], data: LabeledData | tuple[Tensor, Te
                           defense_options={"teacher": str(teacher_path), "temperature": temperature})
     student = build()
     s_ckpt = ckpt / "student.ckpt.safetensors" if ckpt else None
-    s_hist = train(student, data, student_cfg, eval_data=eval_data, checkpoint=s_ckpt,
+    s_hist = train(student, data, student_cfg, eval_data=eval_data, checkpoint=s_ckpt, overwrite=overwrite,
                    resume=resume and s_ckpt is not None and s_ckpt.exists(), progress=progress, on_epoch=on_epoch)
     return teacher, student, t_hist, s_hist
 

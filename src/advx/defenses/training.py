@@ -1,4 +1,4 @@
-"""Adversarial-training objectives for :func:`advx.training.train` (``TrainConfig(defense=...)``).
+"""Adversarial-training objectives for :func:`advx.defenses.loop.train` (``TrainConfig(defense=...)``).
 
 Each objective is ``(model, x, y, generator) -> (loss, logits)``: it crafts the
 batch's adversarial examples with the threat's own projection and steepest-ascent
@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from advx.attacks.base import positive_int
+from advx.defenses.loop import EpochStats, register_defense
 from advx.model import input_gradient
 from advx.threat import Linf, Threat, parse_threat
-from advx.training import EpochStats, register_defense
 
 __all__ = ["PGDTraining", "FGSMRSTraining", "TRADES", "NoiseTraining", "OverfitGuard", "RobustAccuracy", "pgd_accuracy",
            "inner_maximize"]
