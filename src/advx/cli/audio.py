@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -94,7 +95,6 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
     from advx.audio.data import DIGITS, load_digits  # noqa: PLC0415
     from advx.audio.eot import EOT, success_under  # noqa: PLC0415
     from advx.audio.models import load_model  # noqa: PLC0415
-    from advx.audio.report import audio_tag, example_figure, write_report  # noqa: PLC0415
     from advx.audio.transforms import playback  # noqa: PLC0415
     from advx.audio.wav import write_wav  # noqa: PLC0415
     from advx.threat import (  # noqa: PLC0415
@@ -171,18 +171,18 @@ def attack(model_name, source, split, attack_name, threat_spec, n, mode, steps, 
     exs = []
     for i in shown:
         for m, (x_adv, pred, success, tgt) in results.items():
-            want = f", target '{DIGITS[int(tgt[i])]}'" if tgt is not None else ""
-            cap = (f"#{i} '{DIGITS[int(y[i])]}' ({data.speakers[i]}), {m}{want}: heard as '{DIGITS[int(pred[i])]}'"
-                   f" ({'success' if success[i] else 'failed'}), dB_x {float(db_x(x_adv[i:i + 1], x[i:i + 1])):.1f}")
-            delta = x_adv[i] - x[i]
-            loud = delta / delta.abs().max().clamp_min(1e-9) * 0.5
-            exs.append({"caption": cap, "png": example_figure(x[i], x_adv[i], sr),
-                        "players": [("clean", audio_tag(x[i], sr)), ("adversarial", audio_tag(x_adv[i], sr)),
-                                    ("perturbation (normalised to half scale)", audio_tag(loud, sr))]})
-    report = write_report(out / "report.html", f"advx audio attack: {attack_name} on {model_name}", notes, rows, exs)
-    summary = {"command": "advx audio attack", "model": model_name, "data": data.description, "synthetic": data.synthetic,
+            exs.append({"index": i, "mode": m, "label": int(y[i]), "label_name": DIGITS[int(y[i])],
+                        "pred": int(pred[i]), "pred_name": DIGITS[int(pred[i])],
+                        "target_name": DIGITS[int(tgt[i])] if tgt is not None else None, "success": bool(success[i]),
+                        "db_x": float(db_x(x_adv[i:i + 1], x[i:i + 1])), "speaker": str(data.speakers[i])})
+    summary = {"command": "audio attack", "medium": "audio", "argv": ["advx", *sys.argv[1:]],
+               "model": model_name, "data": data.description, "synthetic": data.synthetic,
                "split": split, "n": len(x), "clean_accuracy": float(keep.double().mean()), "attack": repr(att),
-               "threat_db": threat.db, "eot_samples": eot, "seed": seed, "results": rows,
-               "seconds": round(time.time() - t0, 1)}
+               "attack_name": attack_name, "threat_db": threat.db, "eot_samples": eot, "seed": seed, "results": rows,
+               "sample_rate": sr, "notes": notes, "examples": exs, "seconds": round(time.time() - t0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from advx.report import write_report  # noqa: PLC0415
+
+    tensors = {"x": x, **{f"x_adv/{m}": r[0] for m, r in results.items()}}  # the page draws the shown clips
+    report = write_report(summary, tensors, out / "report.html")
     click.echo(f"wrote {wav_dir}/ ({len(x) * (1 + len(results))} WAVs), {out / 'summary.json'}, {report}")

@@ -210,7 +210,7 @@ def certified_curve(results: dict[str, Any]) -> str | None:
     curve = results.get("curve")
     if not curve:
         return None
-    c = results["config"]
+    c = next((d for d in (results.get("settings"), results.get("config")) if isinstance(d, dict) and "sigma" in d), {})
     fig, ax = plt.subplots(figsize=(6, 3.4), dpi=120)
     ax.plot(curve["radii"], [100 * a for a in curve["certified_accuracy"]], color=PALETTE[0], lw=1.8)
     top = results.get("max_certifiable_radius")
@@ -222,7 +222,8 @@ def certified_curve(results: dict[str, Any]) -> str | None:
     ax.set_ylabel("certified accuracy (%)")
     ax.set_ylim(-3, 103)
     ax.set_xlim(left=0)
-    ax.set_title(f"σ = {c['sigma']:g}, n = {c['n']:,}, α = {c['alpha']:g}", fontsize=10, loc="left")
+    if c:
+        ax.set_title(f"σ = {c['sigma']:g}, n = {c['n']:,}, α = {c['alpha']:g}", fontsize=10, loc="left")
     _axes_style(ax)
     fig.tight_layout()
     return figure_uri(fig)

@@ -201,7 +201,37 @@ def versions(results: dict[str, Any]) -> list[tuple[str, str]]:
     return [(k.replace("_", " "), MISSING if v is None else str(v)) for k, v in (env or {}).items()]
 
 
+def part(results: dict[str, Any], marker: str) -> dict[str, Any]:
+    """The command's own settings: ``settings`` (the job schema) or ``config`` (older documents), whichever
+    holds ``marker``."""
+    for key in ("settings", "config"):
+        d = results.get(key)
+        if isinstance(d, dict) and marker in d:
+            return d
+    return {}
+
+
+def _spec_rows(d: Any) -> list[tuple[str, str]]:
+    if not isinstance(d, dict):
+        return [("spec", str(d))] if d else []
+    return [(k.replace("_", " "), fmt_value(v)) for k, v in d.items() if not isinstance(v, (dict, list))]
+
+
+def job_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The job's configuration (seed, n, batch size, device) and its fingerprint, when the job recorded them."""
+    cfg = results.get("config")
+    rows = []
+    if isinstance(cfg, dict) and "options" in cfg and "command" in cfg:
+        rows += [(k.replace("_", " "), fmt_value(cfg[k])) for k in ("seed", "n", "batch_size", "device") if k in cfg]
+    fp = results.get("fingerprint")
+    if isinstance(fp, dict):
+        rows += [(f"fingerprint {k}".replace("_", " "), fmt_value(v)) for k, v in fp.items()
+                 if not isinstance(v, (dict, list))]
+    return rows
+
+
 def reproduce_block(results: dict[str, Any], groups: list[tuple[str, list[tuple[str, str]]]]) -> dict[str, Any]:
+    groups = [*groups, ("Job", job_rows(results))]
     return {"command": command_line(results), "versions": versions(results),
             "groups": [(title, rows) for title, rows in groups if rows]}
 
@@ -560,12 +590,12 @@ def _eval_examples(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
 def _certify_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str) -> dict[str, Any]:
     from advx.report.figures import certified_curve  # noqa: PLC0415
 
-    c = results.get("config") or {}
+    c = part(results, "sigma")
     model, data = results.get("model", "model"), results.get("data", "data")
     if isinstance(model, dict):
         model = model.get("spec", "model")
     if isinstance(data, dict):
-        data = data.get("name", "data")
+        data = data.get("name", data.get("spec", "data"))
     sub = [f"{model} on {data}", f"{fmt_count(c.get('points'))} points", f"σ = {fmt_value(c.get('sigma'))}",
            f"{fmt_count(c.get('n'))} noise samples", f"α = {fmt_value(c.get('alpha'))}"]
     cards = [card("Base model accuracy", cell(results, ("base_accuracy",), "pct"), "no noise"),
@@ -582,7 +612,10 @@ def _certify_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: s
                            "probability 1 − α per point. Radii beyond the dashed line cannot be certified with this "
                            "many samples.")
     settings = [(k.replace("_", " "), fmt_value(v)) for k, v in c.items() if not isinstance(v, (dict, list))]
-    where = [(k, str(results[k])) for k in ("model", "data", "split", "source") if results.get(k) is not None]
+    where = [(k, str(results[k])) for k in ("model", "data", "split", "source")
+             if results.get(k) is not None and not isinstance(results[k], dict)]
+    where += [(f"{k} {kk}", v) for k in ("model", "data") if isinstance(results.get(k), dict)
+              for kk, v in _spec_rows(results[k])]
     if "wall_time_s" in results:
         settings.append(("wall time", FORMATTERS["time"](results["wall_time_s"])))
     return {
@@ -628,7 +661,7 @@ def _transfer_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
                    note="Each cell: the share of the points the target classifies correctly that it misclassifies "
                         "after the attack was crafted on the source (white-box on the diagonal, shaded).")
     data = results.get("data")
-    data_name = data.get("name", "data") if isinstance(data, dict) else str(data)
+    data_name = (data.get("name") or data.get("spec") or "data") if isinstance(data, dict) else str(data or "data")
     best = [(s, t, results["success"][i][j]) for i, s in enumerate(sources) for j, t in enumerate(targets) if s != t]
     cards = []
     if best:
@@ -641,6 +674,8 @@ def _transfer_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
                               "crafted and evaluated on the same model"))
     run = [("attack", str(results.get("attack", MISSING))), ("data", data_name),
            ("models", ", ".join(sources))]
+    run += [(k.replace("_", " "), fmt_value(v)) for k, v in (results.get("settings") or {}).items()
+            if not isinstance(v, (dict, list)) and k not in ("attack", "description")]
     return {
         "title": "Transfer attack",
         "summary_title": "Transfer matrix",
@@ -672,7 +707,7 @@ _TEXT_SUMMARY = (("clean_accuracy", "Clean accuracy", "pct"), ("accuracy_under_a
 
 
 def _text_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str) -> dict[str, Any]:
-    cfg = results.get("config") or {}
+    cfg = part(results, "recipe")
     s = results.get("summary") or {}
     sub = [f"{cfg.get('recipe', 'attack')} on {cfg.get('model', 'model')}",
            f"data {cfg.get('dataset', MISSING)}", f"{fmt_count(s.get('examples', len(results.get('results', []))))} "

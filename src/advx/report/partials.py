@@ -121,8 +121,11 @@ def text_examples(results: dict[str, Any]) -> dict[str, Any] | None:
     items = results.get("results") or results.get("examples") or []
     if not items:
         return None
-    cfg = results.get("config") or {}
-    names = cfg.get("label_names") or results.get("label_names") or []
+    names = results.get("label_names") or []
+    for key in ("settings", "config", "data"):
+        d = results.get(key)
+        if not names and isinstance(d, dict):
+            names = d.get("label_names") or d.get("classes") or []
 
     def name(c: Any) -> str:
         return str(names[c]) if isinstance(c, int) and 0 <= c < len(names) else str(c)
