@@ -26,9 +26,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from advx.experiment import (
-    ATTACKS,
-    AttackEntry,
-    AttackUnavailableError,
     build_attack,
     load_data,
     pick_examples,
@@ -199,14 +196,11 @@ def test_pick_examples_takes_correct_samples_class_by_class(labels, k, seed):
 
 
 # ---------------------------------------------------------------------- registry
-def test_registry_errors_name_the_problem(monkeypatch):
+def test_registry_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown; use one of"):
         build_attack("nope", Linf(0.1))
     with pytest.raises(ValueError, match="'cw' does not support the linf threat"):
         build_attack("cw", Linf(0.1))
-    monkeypatch.setitem(ATTACKS, "ghost", AttackEntry("advx.attacks.ghost", "Ghost", ("linf",), "missing"))
-    with pytest.raises(AttackUnavailableError, match="advx.attacks.ghost.Ghost"):
-        build_attack("ghost", Linf(0.1))
 
 
 def test_registry_passes_steps_only_where_accepted():
@@ -221,25 +215,6 @@ def test_registry_passes_steps_only_where_accepted():
     assert build_attack("pgd", Linf(0.1), steps=7, options={"steps": 9}).steps == 9  # options win
     with pytest.raises(ValueError, match="does not take option"):
         build_attack("pgd", Linf(0.1), options={"binary_search_steps": 2})
-
-
-#: small settings per registry name so that every attack runs in a blink
-_QUICK = {"pgd": {"steps": 2}, "bim": {"steps": 2}, "apgd-ce": {"steps": 3}, "apgd-t": {"steps": 2, "n_target_classes": 2},
-          "cw": {"steps": 5, "binary_search_steps": 2}, "deepfool": {"steps": 5}, "ead": {"steps": 5,
-          "binary_search_steps": 2}, "fab": {"steps": 3}, "fab-t": {"steps": 3, "n_target_classes": 2},
-          "square": {"queries": 20}}
-_EPS = {"linf": 0.1, "l2": 0.5, "l1": 2.0, "l0": 3}
-
-
-@pytest.mark.parametrize("name", sorted(ATTACKS))
-def test_every_registered_attack_builds_and_stays_in_its_threat(name):
-    model, data = _tiny_data(6)
-    norm = ATTACKS[name].norms[0]
-    threat = parse_threat(f"{norm}:{_EPS[norm]}")[0]
-    attack = build_attack(name, threat, options=_QUICK.get(name))
-    r = attack(model, data.x, data.y)
-    assert float(r.distance.max()) <= threat.eps * (1 + 1e-5) + 1e-6
-    assert r.x_adv.shape == data.x.shape and float(r.x_adv.min()) >= 0 and float(r.x_adv.max()) <= 1
 
 
 # -------------------------------------------------------------------------- data

@@ -1,11 +1,8 @@
 """Moved to :mod:`advx.jobs.attack` (the attack job); this shim keeps old imports working this session."""
 
 from advx.jobs.attack import (  # noqa: F401
-    ATTACKS,
     SCHEMA_VERSION,
-    AttackEntry,
     AttackJob,
-    AttackUnavailableError,
     Experiment,
     RunResult,
     attack_repr,
@@ -17,6 +14,6 @@ from advx.jobs.attack import (  # noqa: F401
     run_experiment,
 )
 
-__all__ = ["ATTACKS", "AttackEntry", "AttackJob", "AttackUnavailableError", "Experiment", "RunResult",
+__all__ = ["AttackJob", "Experiment", "RunResult",
            "SCHEMA_VERSION", "build_attack", "environment", "load_data", "require_targetable", "run_experiment",
            "pick_examples", "attack_repr"]

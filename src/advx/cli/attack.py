@@ -24,25 +24,27 @@ def parse_jobs(attacks: tuple[str, ...], threats: tuple[str, ...], bounds=(0.0, 
     that do not support a norm are paired only with the norms they support; an
     attack left with no threat at all is an error.
     """
-    from advx.jobs.attack import ATTACKS  # noqa: PLC0415
+    from advx.attacks import registry  # noqa: PLC0415
     from advx.threat import parse_threat  # noqa: PLC0415
 
     names = [a.strip().lower() for value in attacks for a in value.split(",") if a.strip()]
     if not names:
         raise ValueError("--attack: name at least one attack, e.g. --attack pgd")
+    known = registry.attacks()
     for a in names:
-        if a not in ATTACKS:
-            raise ValueError(f"--attack {a!r} is unknown; use one of {', '.join(ATTACKS)}")
+        if a not in known:
+            raise ValueError(f"--attack {a!r} is unknown; use one of {', '.join(known)} (see `advx attacks`)")
     parsed = [t for spec in _split_list(threats) for t in parse_threat(spec, bounds=bounds)]
     if not parsed:
         raise ValueError("--threat: give at least one threat, e.g. --threat linf:0.1")
     jobs = []
     for a in dict.fromkeys(names):
-        ok = [t for t in parsed if t.norm_name in ATTACKS[a].norms]
+        info = known[a]
+        ok = [t for t in parsed if info.supports(t)]
         if not ok:
             norms = sorted({t.norm_name for t in parsed})
-            raise ValueError(f"--attack {a} supports {', '.join(ATTACKS[a].norms)} threats, not {', '.join(norms)}; "
-                             f"add e.g. --threat {ATTACKS[a].norms[0]}:...")
+            raise ValueError(f"--attack {a} supports {', '.join(info.threats)} threats, not {', '.join(norms)}; "
+                             f"add e.g. --threat {info.threats[0]}:...")
         jobs.append((a, ok))
     return jobs
 
@@ -115,10 +117,12 @@ Examples:
   advx attack --model fmnist-cnn --data fashion-mnist --attack fgsm,pgd --threat linf:0.05,0.1,0.2 --n 500
   advx attack --model mymodel.safetensors --data my_data.npz --attack cw --threat l2:1.0,2.0 --n 200
   advx attack --model fmnist-cnn --data fashion-mnist --attack pgd,cw --threat l2:1,2 --target least-likely -n 200
+  advx attack --model mnist-cnn --data mnist --attack hopskipjump,square --threat l2:2 --queries 200 -n 10
 
 \b
-Attacks: fgsm, pgd, bim, apgd-ce, apgd-t (L∞/L2/L1); cw (L2); deepfool (L2/L∞); jsma (L0); ead (L1);
-fab, fab-t (L∞/L2/L1, minimum norm); square (L∞/L2, black-box, scores only).
+Attacks: every name of `advx attacks` (the registry: gradient, minimum-norm, score-based, decision-based,
+transfer). Score- and decision-based ones (square, simba, nes, spsa, hopskipjump, boundary) see only the
+model's scores or labels; --queries N is their hard per-sample budget.
 Threats: NORM:EPS[,EPS...] with NORM in linf, l2, l1, l0 -- each radius is one row.
 --target: every attack aims at a class: random (seeded, never the label), least-likely (lowest clean logit)
 or a class index; success then means reaching it. Samples whose label is the target are not attacked

@@ -10,8 +10,10 @@ summary numbers of ``results.json`` and saves the run directory::
     out/results.json              every number in the report (schema: docs/results-schema.md)
     out/report.html               the self-contained HTML report (advx.report)
 
-Attacks are named as on the command line (:data:`ATTACKS`) and imported lazily,
-so an attack whose module is missing fails with a clear message only when used.
+Attacks come from the one registry (:mod:`advx.attacks.registry`) by their
+command-line name; score- and decision-based attacks see the model only through
+:class:`~advx.model.ScoresOnly` / :class:`~advx.model.LabelOnly`, their ``queries``
+a hard per-sample budget (``--queries``).
 
 Minimum-norm attacks (``attack.minimum_norm``, e.g. C&W) are run once, at the
 largest radius asked for that norm; the rows for smaller radii project those
@@ -20,21 +22,19 @@ adversarial inputs into the smaller ball and judge them again with the model
 for an attack that returns the smallest adversarial perturbation it finds.
 
 ``target=`` (``advx attack --target``) makes every run targeted at the same
-per-sample classes (:class:`advx.targets.Targeting`: random, least-likely or one
+per-sample classes (:class:`advx.jobs.targets.Targeting`: random, least-likely or one
 class); a sample whose label is its target is not attacked, and success means
 reaching the target.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,7 @@ from advx.model import attack_mode
 from advx.threat import Threat
 
 __all__ = [
-    "ATTACKS",
     "AttackJob",
-    "AttackEntry",
-    "AttackUnavailableError",
     "Experiment",
     "RunResult",
     "SCHEMA_VERSION",
@@ -71,117 +68,29 @@ log = logging.getLogger(__name__)
 
 
 
-class AttackUnavailableError(RuntimeError):
-    """The attack's module is not part of this install of advx."""
-
-
-@dataclass(frozen=True)
-class AttackEntry:
-    """Where a command-line attack name lives and which norms it supports."""
-
-    module: str
-    cls: str
-    norms: tuple[str, ...]
-    summary: str
-    options: dict[str, Any] = field(default_factory=dict)
-    #: the common ``steps``/``restarts`` settings reach only the iterative loss-maximising attacks;
-    #: minimum-norm attacks keep their own defaults (their "steps" mean something else)
-    common: tuple[str, ...] = ("steps", "restarts")
-    #: the attack accepts ``target=`` (False: untargeted only)
-    targeted: bool = True
-
-
-_LP = ("linf", "l2", "l1", "db")
-#: command-line name -> attack (imported only when used)
-ATTACKS: dict[str, AttackEntry] = {
-    "fgsm": AttackEntry("advx.attacks.fgsm", "FGSM", _LP + ("l0",), "one gradient step (Goodfellow et al. 2015)",
-                        common=()),
-    "pgd": AttackEntry("advx.attacks.pgd", "PGD", _LP + ("l0",), "projected gradient descent (Madry et al. 2018)"),
-    "bim": AttackEntry("advx.attacks.pgd", "BIM", _LP, "basic iterative method (Kurakin et al. 2017)"),
-    "apgd-ce": AttackEntry("advx.attacks.apgd", "APGD", _LP, "auto-PGD, cross-entropy (Croce & Hein 2020)",
-                           {"loss": "ce"}),
-    "apgd-t": AttackEntry("advx.attacks.apgd", "APGDT", _LP, "auto-PGD, targeted DLR (Croce & Hein 2020)"),
-    "cw": AttackEntry("advx.attacks.cw", "CarliniWagnerL2", ("l2",), "Carlini & Wagner L2 (2017), minimum norm",
-                      common=()),
-    "deepfool": AttackEntry("advx.attacks.deepfool", "DeepFool", ("l2", "linf"),
-                            "DeepFool (Moosavi-Dezfooli et al. 2016), minimum norm", common=(),
-                            targeted=False),
-    "jsma": AttackEntry("advx.attacks.jsma", "JSMA", ("l0",), "saliency map attack (Papernot et al. 2016)",
-                        common=()),
-    "ead": AttackEntry("advx.attacks.ead", "EAD", ("l1",), "elastic-net attack (Chen et al. 2018), minimum L1",
-                       common=()),
-    "fab": AttackEntry("advx.attacks.fab", "FAB", ("linf", "l2", "l1"),
-                       "fast adaptive boundary (Croce & Hein 2020), minimum norm", common=()),
-    "fab-t": AttackEntry("advx.attacks.fab", "FABT", ("linf", "l2", "l1"),
-                         "targeted FAB over the top classes (Croce & Hein 2020), minimum norm", common=()),
-    "square": AttackEntry("advx.attacks.square", "Square", ("linf", "l2"),
-                          "score-based random search, 5000 queries (Andriushchenko et al. 2020)", common=("restarts",)),
-}
-
-
 def require_targetable(names: Sequence[str]) -> None:
     """Refuse (ValueError naming it) an attack among ``names`` that cannot be targeted."""
+    from advx.attacks import registry  # noqa: PLC0415
+
     for name in names:
-        entry = ATTACKS.get(name.strip().lower())
-        if entry is not None and not entry.targeted:
-            ok = ", ".join(a for a, e in ATTACKS.items() if e.targeted)
-            raise ValueError(f"--target: attack {name!r} ({entry.cls}) is untargeted only; drop --target or "
+        info = registry.get(name)
+        if not info.targeted:
+            ok = ", ".join(a for a, e in registry.attacks().items() if e.targeted)
+            raise ValueError(f"--target: attack {name!r} ({info.cls.__name__}) is untargeted only; drop --target or "
                              f"use a targetable attack ({ok})")
 
 
-def build_attack(
-    name: str,
-    threat: Threat,
-    *,
-    steps: int | None = None,
-    restarts: int | None = None,
-    seed: int = 0,
-    options: dict[str, Any] | None = None,
-) -> Attack:
-    """The attack called ``name`` on the command line, configured for ``threat``.
+def build_attack(name: str, threat: Threat, *, steps: int | None = None, restarts: int | None = None,
+                 queries: int | None = None, seed: int = 0, options: dict[str, Any] | None = None) -> Attack:
+    """The attack registered as ``name`` (:func:`advx.attacks.registry.build_attack`), configured for ``threat``.
 
-    ``steps`` and ``restarts`` are passed only to the iterative attacks that take
-    them (pgd, bim, apgd-ce, apgd-t) and ignored by the others, which keep their
-    own defaults; ``options`` are constructor arguments of this attack and win
-    over both (e.g. ``{"steps": 100, "binary_search_steps": 5}`` for cw).
+    ``steps``/``restarts`` reach the attacks whose budget lists them, ``queries`` the score-
+    and decision-based ones; ``options`` are constructor arguments and win over both.
     """
-    key = name.strip().lower()
-    if key not in ATTACKS:
-        raise ValueError(f"attack {name!r} is unknown; use one of {', '.join(ATTACKS)}")
-    entry = ATTACKS[key]
-    if not isinstance(threat, Threat):
-        raise TypeError(f"threat must be an advx.threat.Threat, got {type(threat).__name__}")
-    if threat.norm_name not in entry.norms:
-        raise ValueError(
-            f"attack {key!r} does not support the {threat.norm_name} threat; it works with "
-            f"{', '.join(entry.norms)} (e.g. --threat {entry.norms[0]}:...)"
-        )
-    try:
-        module = importlib.import_module(entry.module)
-    except ModuleNotFoundError as e:
-        if e.name != entry.module:
-            raise
-        raise AttackUnavailableError(
-            f"attack {key!r} needs {entry.module}.{entry.cls}, which this install of advx does not have"
-        ) from None
-    cls = getattr(module, entry.cls, None)
-    if cls is None:
-        raise AttackUnavailableError(f"attack {key!r}: {entry.module} has no {entry.cls}")
-    accepted = inspect.signature(cls).parameters
-    kwargs = {**entry.options, **(options or {})}
-    for arg, value in (("steps", steps), ("restarts", restarts)):
-        if value is None or arg in kwargs:
-            continue
-        if arg in accepted and arg in entry.common:
-            kwargs[arg] = int(value)
-        else:
-            log.debug("attack %s takes no %s; ignoring %s=%s", key, arg, arg, value)
-    if "seed" in accepted:
-        kwargs["seed"] = int(seed)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(f"attack {key!r} does not take option(s) {', '.join(unknown)}")
-    return cls(threat, **kwargs)
+    from advx.attacks import registry  # noqa: PLC0415
+
+    return registry.build_attack(name, threat, steps=steps, restarts=restarts, queries=queries, seed=seed,
+                                 options=options)
 
 
 # --------------------------------------------------------------------------- data
@@ -464,6 +373,7 @@ class _Row:
     name: str
     attack: Attack
     base: str | None = None
+    kind: str = "gradient"  #: the registry's kind: black-box kinds see the model through ScoresOnly/LabelOnly
 
 
 class AttackJob:
@@ -498,6 +408,8 @@ class AttackJob:
             require_targetable([name for name, _ in jobs])
         self.on_progress = progress
         self.model_meta, self.data_meta = dict(model_meta or {}), dict(data_meta or {})
+        from advx.attacks import registry  # noqa: PLC0415
+
         attack_options = attack_options or {}
         self.rows: list[_Row] = []
         seen: set[str] = set()
@@ -505,14 +417,15 @@ class AttackJob:
             threats = list(threats)
             if not threats:
                 raise ValueError(f"attack {name!r}: give at least one threat")
+            kind = registry.get(name).kind
             built = [self._build(name, t, attack_options.get(name)) for t in threats]
             if getattr(built[0], "minimum_norm", False) and len(threats) > 1:
                 largest = max(built, key=lambda a: a.threat.eps)
                 ids = {id(a): _run_id(name, a.threat, seen) for a in built}
-                self.rows += [_Row(ids[id(a)], name, a, base=None if a is largest else ids[id(largest)])
+                self.rows += [_Row(ids[id(a)], name, a, base=None if a is largest else ids[id(largest)], kind=kind)
                               for a in built]  # in the threats' order; the largest runs first (run_batch)
             else:
-                self.rows += [_Row(_run_id(name, a.threat, seen), name, a) for a in built]
+                self.rows += [_Row(_run_id(name, a.threat, seen), name, a, kind=kind) for a in built]
         self._random_targets: Tensor | None = None
         if self.targeting is not None:  # a bad --target fails here, before the run folder is touched
             probe = _logits(self.model, self.x[:1].to(self.device), 1)
@@ -566,7 +479,7 @@ class AttackJob:
             t0 = time.perf_counter()
             if row.base is None:
                 gen = torch.Generator(device=x.device).manual_seed(batch_seed(self.seed, b))
-                out[row.run_id] = _attack_batch(row.attack, self.model, x, y, target, clean_logits, gen)
+                out[row.run_id] = _attack_batch(row.attack, self._view(row, len(x)), x, y, target, clean_logits, gen)
                 seconds[row.run_id] = time.perf_counter() - t0
                 tick(len(x))
                 self._report(row.run_id, s.stop)
@@ -586,6 +499,18 @@ class AttackJob:
             for k in _FIELDS:
                 tensors[f"{row.run_id}/{k}"] = out[row.run_id][k]
         return {k: v.detach().cpu() for k, v in tensors.items()}, {"time_s": seconds, "n": len(x)}
+
+    def _view(self, row: _Row, n: int):
+        """What the row's attack sees: the model, or (score-/decision-based) its scores or labels only, with the
+        total budget ``n * queries`` as a hard stop on top of the attack's own per-sample limit."""
+        if row.kind not in ("score-based", "decision-based"):
+            return self.model
+        from advx.model import LabelOnly, ScoresOnly  # noqa: PLC0415
+
+        per_sample = getattr(row.attack, "queries", None)
+        budget = None if per_sample is None else n * int(per_sample)
+        return ScoresOnly(self.model, budget=budget) if row.kind == "score-based" else LabelOnly(self.model,
+                                                                                                   budget=budget)
 
     def _report(self, rid: str, done: int) -> None:
         if self.on_progress is not None:
