@@ -1,4 +1,5 @@
-"""``advx audio attack``: printed rates, WAVs, summary.json and the HTML report."""
+"""``advx audio attack`` / ``advx audio universal``: printed rates, the run folder (results.json, WAVs,
+adversarial.safetensors, report.html), resume, refusals."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ def test_audio_attack_writes_wavs_summary_and_report(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0, text
     assert "synthetic speech" in text and "untargeted: success" in text and "targeted: success" in text
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "results.json").read_text())
     assert summary["synthetic"] is True and summary["threat_db"] == -30
+    assert summary["command"] == "audio attack" and summary["medium"] == "audio" and summary["argv"][:3] == [
+        "advx", "audio", "attack"]
     modes = {r["mode"]: r for r in summary["results"]}
     assert set(modes) == {"untargeted", "targeted"}
     for row in modes.values():
@@ -41,8 +44,40 @@ def test_audio_attack_cw_and_bad_threat(tmp_path, capsys):
     code = main(["audio", "attack", "--attack", "cw", "--threat", "db:-20", "--n", "2", "--steps", "5", "--mode",
                  "targeted", "--playback-draws", "0", "--examples", "0", "--out", str(tmp_path / "cw")])
     assert code == 0
-    summary = json.loads((tmp_path / "cw" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "cw" / "results.json").read_text())
     assert [r["mode"] for r in summary["results"]] == ["targeted"] and "CarliniWagnerDB" in summary["attack"]
     capsys.readouterr()
     assert main(["audio", "attack", "--threat", "linf:0.1", "--n", "1", "--out", str(tmp_path / "x")]) == 2
     assert "db:-30" in capsys.readouterr().err
+
+
+def test_audio_attack_resume_reuses_the_run_and_refuses_another(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["audio", "attack", "--threat", "db:-30", "-n", "2", "--steps", "5", "--mode", "untargeted",
+            "--playback-draws", "0", "--examples", "0", "--out", str(out)]
+    assert main(args) == 0
+    first = json.loads((out / "results.json").read_text())["results"]
+    assert main(args) == 2  # a non-empty run folder needs --resume or --overwrite
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((out / "results.json").read_text())["results"] == first
+    assert main([*args[:-4], "--threat", "db:-40", "--examples", "0", "--out", str(out), "--resume"]) == 2
+    capsys.readouterr()
+
+
+def test_sphinx_refuses_a_target_text(tmp_path, capsys):
+    assert main(["audio", "attack", "--model", "sphinx", "--target-text", "open the door", "-n", "1",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "untargeted" in capsys.readouterr().err
+
+
+def test_universal_keyword_spotter_writes_a_run(tmp_path, capsys):
+    out = tmp_path / "u"
+    code = main(["audio", "universal", "--model", "digits-kws", "--target", "seven", "--threat", "db:-20",
+                 "--train-n", "20", "-n", "10", "--steps", "5", "--examples", "1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    res = json.loads((out / "results.json").read_text())
+    row = res["results"][0]
+    assert res["command"] == "audio universal" and row["mode"] == "targeted" and res["target"] == "seven"
+    assert row["delta_dbfs"] <= -20 + 1e-6 and 0 <= row["success_rate"] <= 1
+    assert (out / "report.html").is_file() and (out / "adversarial.safetensors").is_file()

@@ -118,3 +118,12 @@ def test_band_pass_keeps_the_band_and_removes_the_rest():
     assert float(peak[1]) == pytest.approx(1.0, abs=1e-3) and float(peak[0]) < 1e-3 and float(peak[2]) < 2e-2
     with pytest.raises(ValueError):
         BandPass((500, 600), (300, 400))
+
+
+def test_psychoacoustic_result_carries_the_cw_stage(clips):
+    model = FrameLinear().eval()
+    res = TargetedCTC(Decibels(-15), steps=40, rel_lr=0.1, psycho_steps=10)(model, clips[:2], "on")
+    assert res.stage1 is not None and res.stage1.stage1 is None
+    assert bool((res.gradients >= res.stage1.gradients).all())
+    plain = TargetedCTC(Decibels(-15), steps=40, rel_lr=0.1)(model, clips[:2], "on")
+    assert torch.equal(plain.x_adv, res.stage1.x_adv) and plain.stage1 is None  # stage 1 is the plain attack

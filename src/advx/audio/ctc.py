@@ -21,7 +21,7 @@ dependencies and is built around KenLM language models this task does not need,
 and ctcdecode needs a C++ build. It is tested against an exhaustive sum over all
 alignments on small problems.
 
-:func:`load_recognizer` ("phrases-ctc") returns the committed weights, trained on
+:func:`advx.audio.models.load_model` ("phrases-ctc") returns the committed weights, trained on
 SYNTHETIC speech (espeak-ng command phrases, :mod:`advx.audio.phrases`).
 """
 
@@ -37,12 +37,11 @@ from torch import Tensor, nn
 from advx.audio.frontend import LogMel
 
 __all__ = ["ALPHABET", "BLANK", "CTCRecognizer", "encode_text", "decode_ids", "greedy_decode", "beam_decode",
-           "prefix_beam_search", "transcribe", "ctc_loss", "load_recognizer", "recognizer_info", "RECOGNIZERS"]
+           "prefix_beam_search", "transcribe", "ctc_loss"]
 
 ALPHABET = "_ abcdefghijklmnopqrstuvwxyz"  #: index 0 is the CTC blank
 BLANK = 0
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
-RECOGNIZERS = {"phrases-ctc": "phrases-ctc"}  #: name -> weights stem under advx/audio/weights
 
 
 def encode_text(text: str) -> Tensor:
@@ -247,20 +246,3 @@ def transcribe(model: nn.Module, waves: Tensor, decoder: str = "greedy", beam: i
         return out
     finally:
         model.train(was)
-
-
-def recognizer_info(name: str = "phrases-ctc") -> dict:
-    """The JSON sidecar committed with a recogniser's weights (recipe, command, data, word error rates)."""
-    from advx.audio.models import model_info  # noqa: PLC0415
-
-    if name not in RECOGNIZERS:
-        raise ValueError(f"unknown recogniser {name!r}; available: {sorted(RECOGNIZERS)}")
-    return model_info(name)
-
-
-def load_recognizer(name: str = "phrases-ctc", device: str | torch.device = "cpu") -> CTCRecognizer:
-    """A pretrained CTC recogniser in eval mode (safetensors, no pickle)."""
-    from advx.audio.models import load_model  # noqa: PLC0415
-
-    recognizer_info(name)
-    return load_model(name, device)

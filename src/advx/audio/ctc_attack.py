@@ -65,6 +65,7 @@ class CTCAttackResult:
     above_threshold: Tensor  #: (N,) fraction of the perturbation's energy above the masking threshold
     gradients: Tensor  #: (N,) forward+backward passes spent on each clip (EOT: per transform)
     seconds: float
+    stage1: CTCAttackResult | None = None  #: with a psychoacoustic stage: the C&W stage's own result
 
     @property
     def success_rate(self) -> float:
@@ -148,19 +149,14 @@ class TargetedCTC:
         model.eval()
         try:
             with torch.enable_grad():
-                x_adv, grads = self._run(model, x.detach(), ids, texts, g)
-            with torch.no_grad():
-                heard = greedy_decode(model(x_adv))
-                heard16 = greedy_decode(model(to_pcm16(x_adv)))
+                x1, g1, x_adv, grads, t1 = self._run(model, x.detach(), ids, texts, g)
+            masking = masking_threshold(x)
+            result = _judge(model, x, x_adv, texts, grads, masking, time.time() - t0)
+            if self.psycho_steps:
+                result.stage1 = _judge(model, x, x1, texts, g1, masking, t1 - t0)
         finally:
             model.train(was)
-        masking = masking_threshold(x)
-        return CTCAttackResult(
-            x_adv=x_adv, targets=texts, transcriptions=heard,
-            success=torch.tensor([h == t for h, t in zip(heard, texts)], dtype=torch.bool),
-            success_16bit=torch.tensor([h == t for h, t in zip(heard16, texts)], dtype=torch.bool),
-            db_x=db_x(x_adv, x), snr=snr_db(x_adv, x), above_threshold=masking.above(x_adv - x),
-            gradients=grads, seconds=time.time() - t0)
+        return result
 
     def _run(self, model, x: Tensor, ids: list[Tensor], texts: list[str], g) -> tuple[Tensor, Tensor]:
         threat, n = self.threat, len(x)
@@ -204,12 +200,13 @@ class TargetedCTC:
         lost = best_ratio == math.inf
         if bool(lost.any()):  # no success: the last iterate (inside the threat)
             best[lost] = threat.project_ratio(x[lost] + delta[lost], x[lost], tau[lost])
+        stage1, grads1, t1 = best.clone(), grads.clone(), time.time()
         if self.psycho_steps and bool((~lost).any()):
             won = (~lost).nonzero().squeeze(1)
             best[won], spent = self._psycho(model, x[won], best[won], [ids[i] for i in won.tolist()],
                                             [texts[i] for i in won.tolist()], g)
             grads[won] += spent
-        return best, grads
+        return stage1, grads1, best, grads, t1
 
     def _psycho(self, model, x: Tensor, start: Tensor, ids: list[Tensor], texts: list[str], g):
         """Stage 2 (Qin et al. 2019): CTC + α · masking loss, α adapted per clip; the best masked success."""
@@ -244,6 +241,18 @@ class TargetedCTC:
             stepped = (z - x) - lr * (m / (1 - b1**step)) / ((v / (1 - b2**step)).sqrt() + 1e-12)
             delta = threat.project(x + stepped, x) - x
         return best, spent
+
+
+@torch.no_grad()
+def _judge(model, x: Tensor, x_adv: Tensor, texts: list[str], grads: Tensor, masking, seconds: float) -> CTCAttackResult:
+    heard = greedy_decode(model(x_adv))
+    heard16 = greedy_decode(model(to_pcm16(x_adv)))
+    return CTCAttackResult(
+        x_adv=x_adv, targets=list(texts), transcriptions=heard,
+        success=torch.tensor([h == t for h, t in zip(heard, texts)], dtype=torch.bool),
+        success_16bit=torch.tensor([h == t for h, t in zip(heard16, texts)], dtype=torch.bool),
+        db_x=db_x(x_adv, x), snr=snr_db(x_adv, x), above_threshold=masking.above(x_adv - x),
+        gradients=grads, seconds=seconds)
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from advx.audio.frontend import LogMel
 
-__all__ = ["KeywordSpotter", "load_model", "MODELS", "model_info"]
+__all__ = ["KeywordSpotter", "load_model", "load_recognizer", "MODELS", "model_info"]
 
 #: name -> weights stem under advx/audio/weights; "phrases-ctc" is the CTC recogniser (advx.audio.ctc)
 MODELS = {"digits-kws": "digits-kws", "digits-kws-floor": "digits-kws-floor", "phrases-ctc": "phrases-ctc"}
@@ -91,3 +91,10 @@ def load_model(name: str = "digits-kws", device: str | torch.device = "cpu") -> 
         raise FileNotFoundError(f"no weights for {name!r} at {path}; train them with `python -m {_recipe(name)}`")
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval()
+
+
+def load_recognizer(name: str = "phrases-ctc", device: str | torch.device = "cpu") -> nn.Module:
+    """A pretrained CTC recogniser (:class:`~advx.audio.ctc.CTCRecognizer`) in eval mode."""
+    if not name.endswith("-ctc"):
+        raise ValueError(f"{name!r} is not a CTC recogniser; available: {sorted(n for n in MODELS if n.endswith('-ctc'))}")
+    return load_model(name, device)
