@@ -10,6 +10,11 @@ gives:
   that every attack and the attack contract can read it like scores; an attack
   can learn nothing from it beyond the label.
 
+Both validate what the model returns -- a rectangular numeric array of the
+right number of rows, finite scores, and the same class count on every call
+(else :class:`InvalidScores`, a ValueError) -- so that NaN, inf or a model that
+changed under the attack never reads as an attack's success.
+
 Both count the inputs they evaluate (``queries``) and raise
 :class:`QueryBudgetExceeded` *before* evaluating a call that would pass
 ``budget``. The budget counts inputs (rows), as an API bills them; an attack
@@ -33,13 +38,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["QueryBudgetExceeded", "ScoresOnly", "LabelOnly"]
+__all__ = ["QueryBudgetExceeded", "InvalidScores", "ScoresOnly", "LabelOnly"]
 
 log = logging.getLogger(__name__)
 
 
 class QueryBudgetExceeded(RuntimeError):
     """A black-box model was asked for more inputs than its budget allows."""
+
+
+class InvalidScores(ValueError):
+    """A black-box model answered something that is not usable scores: NaN/inf, ragged, or a changed class count."""
 
 
 class _NoGradient(torch.autograd.Function):
@@ -71,6 +80,7 @@ class _BlackBox(nn.Module):
         self.numpy = array == "numpy" or (array == "auto" and not isinstance(model, nn.Module))
         self.budget = None if budget is None else int(budget)
         self.queries = 0
+        self.classes: int | None = None  #: the class count of the scores seen so far (fixed by the first call)
         self.training = bool(getattr(model, "training", False))  # an API is in eval mode; a module says itself
 
     @property
@@ -92,13 +102,29 @@ class _BlackBox(nn.Module):
         self.queries += n
         with torch.no_grad():
             if self.numpy:
-                out = self.model(x.detach().cpu().numpy())
-                out = torch.as_tensor(np.asarray(out), device=x.device)
+                raw = self.model(x.detach().cpu().numpy())
+                try:
+                    out = torch.as_tensor(np.asarray(raw), device=x.device)
+                except (TypeError, ValueError, RuntimeError) as e:
+                    raise InvalidScores(f"model must return a numeric array of scores (N, classes) or labels (N,); "
+                                        f"its {type(raw).__name__} is ragged or not numeric ({str(e)[:100]})") from None
             else:
                 out = self.model(x.detach())
         if not isinstance(out, Tensor) or out.dim() not in (1, 2) or out.shape[0] != n:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"model must return scores of shape (N, classes) = ({n}, C), got {shape}")
+            raise InvalidScores(f"model must return scores of shape (N, classes) = ({n}, C), got {shape}")
+        if out.dtype == torch.bool or out.is_complex():
+            raise InvalidScores(f"model must return real numbers, got {out.dtype}")
+        if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+            bad = ~torch.isfinite(out.reshape(n, -1)).all(1)
+            raise InvalidScores(f"model returned non-finite scores (NaN or inf) for {int(bad.sum())} of {n} inputs "
+                                f"(rows {bad.nonzero().flatten()[:5].tolist()}); a NaN is never an attack's success")
+        if out.dim() == 2:
+            if self.classes is None:
+                self.classes = int(out.shape[1])
+            elif out.shape[1] != self.classes:
+                raise InvalidScores(f"model returned {out.shape[1]} classes, earlier calls {self.classes}: "
+                                    f"the class count must not change during an attack")
         return out
 
     def forward(self, x: Tensor) -> Tensor:
@@ -153,11 +179,15 @@ class LabelOnly(_BlackBox):
 
     def _expose(self, out: Tensor, x: Tensor) -> Tensor:
         if out.dim() == 2:
+            if self.num_classes is not None and out.shape[1] != self.num_classes:
+                raise InvalidScores(f"model returned {out.shape[1]} classes, LabelOnly(num_classes={self.num_classes})")
             labels, classes = out.argmax(dim=1), out.shape[1]
         else:
             if self.num_classes is None:
                 raise ValueError("model returns labels (N,); give LabelOnly(..., num_classes=C) to shape them")
+            if out.is_floating_point() and not bool((out == out.round()).all()):
+                raise InvalidScores("model returned labels that are not whole numbers")
             labels, classes = out.long(), self.num_classes
             if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-                raise ValueError(f"model returned labels outside [0, {classes - 1}]; check num_classes")
+                raise InvalidScores(f"model returned labels outside [0, {classes - 1}]; check num_classes")
         return nn.functional.one_hot(labels, classes).to(x.dtype)
