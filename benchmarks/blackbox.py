@@ -36,8 +36,8 @@ from advx.attacks.nes import NES
 from advx.attacks.simba import SimBA
 from advx.attacks.spsa import SPSA
 from advx.attacks.square import Square
-from advx.blackbox import LabelOnly, ScoresOnly
 from advx.data import load
+from advx.model import LabelOnly, ScoresOnly
 from advx.threat import L2, Linf
 from advx.zoo import load_model
 
@@ -163,7 +163,7 @@ def run_peers(model, x, y, q, linf, l2):
 
 def run_patch(model, data_name: str, size: int, steps: int, target: int) -> dict:
     """Adversarial patch: trained on 500 training images, evaluated on 200 held-out ones x 5 placements."""
-    from advx.eot import AdversarialPatch  # noqa: PLC0415
+    from advx.model.eot import AdversarialPatch  # noqa: PLC0415
 
     train, test = load(data_name, "train", n=500), load(data_name, "test", n=200, seed=1)
     patch = AdversarialPatch(target=target, size=size, steps=steps, lr=0.05, batch_size=32)

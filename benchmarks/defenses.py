@@ -53,9 +53,9 @@ from advx.defenses import (
     evade_detector,
     roc_auc,
 )
+from advx.defenses.loop import TrainConfig, accuracy, train
 from advx.evaluation import evaluate
 from advx.threat import L2, Linf
-from advx.training import TrainConfig, accuracy, train
 from advx.zoo import build, load_model, save_model
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from advx.audio import Decibels, SphinxASR, TranscriptionAttack, db_x, read_wav, sphinx_clips, wer, write_wav
 from advx.audio.asr import word_errors
-from advx.blackbox import QueryBudgetExceeded
+from advx.model import QueryBudgetExceeded
 
 
 @pytest.fixture(scope="module")

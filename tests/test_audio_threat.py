@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from advx.attacks.pgd import PGD
-from advx.audio.threat import Decibels, db_x, snr_db
-from advx.threat import parse_threat
+from advx.threat import Decibels, db_x, parse_threat, snr_db
 
 
 def _clips(seed: int, n: int = 4, t: int = 257, dtype=torch.float32) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torch import nn
 
 from advx.attacks.boundary import Boundary
 from advx.attacks.hopskipjump import HopSkipJump
-from advx.blackbox import LabelOnly
+from advx.model import LabelOnly
 from advx.threat import L1, L2, Linf
 
 ATTACKS = {

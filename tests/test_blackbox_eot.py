@@ -8,7 +8,7 @@ from tests.helpers import fit, templates
 from torch import nn
 
 from advx.attacks import PGD
-from advx.eot import EOT, AdversarialPatch, BrightnessContrast, Compose, GaussianNoise, RandomAffine
+from advx.model.eot import EOT, AdversarialPatch, BrightnessContrast, Compose, GaussianNoise, RandomAffine
 from advx.threat import Linf
 
 

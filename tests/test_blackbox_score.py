@@ -15,8 +15,7 @@ from advx.attacks.losses import margin
 from advx.attacks.nes import NES, NESGradient
 from advx.attacks.simba import SimBA, dct_matrix
 from advx.attacks.spsa import SPSA, EstimatedPGD, SPSAGradient
-from advx.blackbox import ScoresOnly
-from advx.model import QueryCounter
+from advx.model import QueryCounter, ScoresOnly
 from advx.threat import L1, L2, Linf
 
 

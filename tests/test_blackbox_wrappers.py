@@ -9,7 +9,7 @@ from torch import nn
 
 from advx.attacks import PGD
 from advx.attacks.square import Square
-from advx.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
+from advx.model import LabelOnly, QueryBudgetExceeded, ScoresOnly
 from advx.threat import Linf
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from advx.attacks.hopskipjump import HopSkipJump
 from advx.attacks.square import Square
-from advx.blackbox import LabelOnly, ScoresOnly
 from advx.data import load
+from advx.model import LabelOnly, ScoresOnly
 from advx.threat import L2, Linf
 from advx.zoo import load_model
 

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent('''
     from safetensors.torch import save_file
     from torch import nn
     from advx.data import load
-    from advx.training import TrainConfig, train
+    from advx.defenses.loop import TrainConfig, train
 
     out = sys.argv[1]
     distributed = "RANK" in __import__("os").environ

@@ -14,10 +14,10 @@ from advx.attacks import PGD
 from advx.cli import main
 from advx.data import load
 from advx.defenses.distillation import DistillationTraining, TemperatureTraining
+from advx.defenses.loop import TrainConfig, accuracy, train
 from advx.evaluation import evaluate
 from advx.model import input_gradient
 from advx.threat import Linf
-from advx.training import TrainConfig, accuracy, train
 from advx.zoo import load_model
 
 

@@ -13,9 +13,9 @@ from torch import nn
 from advx.attacks import PGD
 from advx.cli import main
 from advx.data import load
+from advx.defenses.loop import EpochStats, TrainConfig, accuracy, train
 from advx.defenses.training import TRADES, FGSMRSTraining, NoiseTraining, OverfitGuard, PGDTraining
 from advx.threat import L2, Linf
-from advx.training import EpochStats, TrainConfig, accuracy, train
 from advx.zoo import load_model
 
 

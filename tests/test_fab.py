@@ -170,7 +170,7 @@ def test_relative_threat_units_are_kept_apart():
     samples fooled within the radius by the first target must not be attacked again."""
     from torch import nn
 
-    from advx.audio.threat import Decibels
+    from advx.threat import Decibels
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv1d(1, 4, 9, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 98, 5)).eval()

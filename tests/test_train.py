@@ -9,7 +9,7 @@ import torch
 
 from advx.cli import main
 from advx.data import load
-from advx.training import DEFENSES, TrainConfig, _shift, accuracy, load_checkpoint, register_defense, train
+from advx.defenses.loop import DEFENSES, TrainConfig, _shift, accuracy, load_checkpoint, register_defense, train
 from advx.zoo import build, load_model
 
 

@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from advx.data import load
+from advx.defenses.loop import accuracy
 from advx.model import attack_mode
-from advx.training import accuracy
 from advx.zoo import ARCHITECTURES, ZOO, ExportedModule, build, load_model, model_info, save_model, weights_path
 
 X = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
