@@ -5,7 +5,7 @@ Decision-Based Attack", IEEE S&P 2020 (https://arxiv.org/abs/1904.02144).
 
 Only the top label is used (``argmax`` of what the model returns; the
 scores are never read), so the attack runs unchanged on
-:class:`advx.blackbox.LabelOnly`. From an adversarial start (Alg. 1):
+:class:`advx.model.LabelOnly`. From an adversarial start (Alg. 1):
 
 1. binary search between x and the adversarial point to the boundary
    (threshold theta = d^(-3/2) for L2, d^(-2) for Linf);

@@ -3,9 +3,9 @@
 :class:`SphinxASR` wraps the ``pocketsphinx`` decoder of PyPI ``pocketsphinx``
 (CMU Sphinx: its US-English acoustic model, language model and dictionary ship
 with the package) as an API would expose it: a 16 kHz mono waveform goes in, a
-transcription string comes out, nothing else. Like :mod:`advx.blackbox` it counts
+transcription string comes out, nothing else. Like :mod:`advx.model.blackbox` it counts
 the utterances it decodes (``queries``) and raises
-:class:`~advx.blackbox.QueryBudgetExceeded` *before* decoding a call that would
+:class:`~advx.model.QueryBudgetExceeded` *before* decoding a call that would
 pass ``budget``.
 
 The decoder reads 16-bit PCM: a float waveform in [-1, 1] is rounded to the

@@ -30,7 +30,7 @@ class CarliniWagnerDB(Attack):
     """Minimum-dB attack of Carlini & Wagner (2018) for waveform classifiers.
 
     Args:
-        threat: a :class:`~advx.audio.threat.Decibels` bound; the first tau.
+        threat: a :class:`~advx.threat.Decibels` bound; the first tau.
         steps: Adam iterations (one gradient each).
         c: weight of the classification loss against ||delta||^2 / ||x||^2.
         kappa: confidence margin the target must win by.
@@ -44,7 +44,7 @@ class CarliniWagnerDB(Attack):
     def __init__(self, threat: Decibels, steps: int = 300, c: float = 1.0, kappa: float = 0.0, rel_lr: float = 0.05,
                  shrink: float = 0.8, min_db: float = -80.0, seed: int = 0):
         if not isinstance(threat, Decibels):
-            raise TypeError(f"threat must be advx.audio.threat.Decibels (e.g. Decibels(-20)), got {type(threat).__name__}")
+            raise TypeError(f"threat must be advx.threat.Decibels (e.g. Decibels(-20)), got {type(threat).__name__}")
         super().__init__(threat, seed)
         if int(steps) < 1:
             raise ValueError(f"steps must be >= 1, got {steps!r}")

@@ -3,7 +3,7 @@
 Athalye, Engstrom, Ilyas & Kwok, "Synthesizing Robust Adversarial Examples",
 ICML 2018 (https://arxiv.org/abs/1707.07397): to fool a model under random
 transformations t ~ T, maximise E_t[loss(model(t(x)))] instead of
-loss(model(x)). ``EOT(model, n, transform=playback())`` (:class:`advx.eot.EOT`,
+loss(model(x)). ``EOT(model, n, transform=playback())`` (:class:`advx.model.EOT`,
 re-exported here) is that expectation as a model wrapper: each call draws ``n``
 random playbacks per clip (:func:`~advx.audio.transforms.playback`: room
 response, gain, time shift, noise) and averages the model's outputs, so every

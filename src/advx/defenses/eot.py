@@ -1,4 +1,4 @@
-"""Expectation over Transformation for randomised defenses: :class:`advx.eot.EOT`, re-exported.
+"""Expectation over Transformation for randomised defenses: :class:`advx.model.EOT`, re-exported.
 
 Athalye, Carlini & Wagner, "Obfuscated Gradients Give a False Sense of
 Security", ICML 2018 (https://arxiv.org/abs/1802.00420), section 4.3: against a

@@ -3,7 +3,7 @@
 Athalye, Carlini & Wagner, "Obfuscated Gradients Give a False Sense of
 Security", ICML 2018 (https://arxiv.org/abs/1802.00420), section 4.3: against a
 model whose forward pass is random, attack the expectation over its randomness.
-``evaluate(..., eot=N)`` wraps the model in :class:`advx.eot.EOT` (re-exported
+``evaluate(..., eot=N)`` wraps the model in :class:`advx.model.EOT` (re-exported
 here): one call runs N passes as one batch and returns their mean logits, so an
 attack differentiating through it gets the mean of the passes' gradients. Each
 call of the wrapper costs N forwards (and N backwards through it).
