@@ -630,6 +630,7 @@ def _certify_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: s
         "plot": certified_curve(results),
         "plot_alt": "certified accuracy versus L2 radius",
         "plot_title": "Certified accuracy versus L2 radius",
+        "plot_wide": False,
         "tables": [certified],
         "checks": checks_block(results.get("checks")),
         "cost": cost_block(results),

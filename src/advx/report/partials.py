@@ -74,7 +74,7 @@ def image_examples(results: dict[str, Any], tensors: dict[str, Tensor], colors: 
             rgb |= clean.dim() == 3 and clean.shape[0] == 3
             gray |= not (clean.dim() == 3 and clean.shape[0] == 3)
         s["cells"].append(c)
-    return {"medium": "image", "title": None, "samples": list(samples.values()), "legend": _legend(rgb, gray),
+    return {"medium": "image", "layout": "rows", "title": None, "samples": list(samples.values()), "legend": _legend(rgb, gray),
             "note": "Correctly classified test inputs, one per class in turn, under each attack at the smallest ε "
                     "where it fooled at least half of the points (else its largest ε)."}
 
@@ -108,7 +108,7 @@ def evaluation_examples(results: dict[str, Any], tensors: dict[str, Tensor]) -> 
             rgb, gray = rgb or is_rgb, gray or not is_rgb
         s["cells"].append(c)
         samples.append(s)
-    return {"medium": "image", "samples": samples, "legend": _legend(rgb, gray),
+    return {"medium": "image", "layout": "grid", "samples": samples, "legend": _legend(rgb, gray),
             "title": f"Adversarial examples at {examples[0]['threat']}",
             "note": "Points the ensemble broke at the largest ε of the first threat, with the attack that broke them."}
 
