@@ -34,7 +34,8 @@ from advx.audio.ctc import CTCRecognizer, ctc_loss, encode_text, transcribe
 from advx.audio.phrases import PHRASES_VERSION, VOCABULARY, load_phrases
 from advx.audio.transforms import AddNoise, RandomGain, RandomShift, RoomResponse
 
-__all__ = ["train_ctc", "word_error_rate", "real_clips", "evaluate_recognizer"]
+__all__ = ["train_ctc", "word_error_rate", "real_clips", "evaluate_recognizer", "PhraseBatches", "ctc_step",
+           "augment"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,47 @@ def _augment(x: Tensor, g: torch.Generator) -> Tensor:
     return torch.where((torch.rand(n, generator=g) < 0.7)[:, None], noisy, x)
 
 
+augment = _augment  #: the recipe's waveform augmentation, augment(x, generator) -> x (for the shared loop)
+
+
+class PhraseBatches:
+    """The phrases as the shared training loop's ``Batches``: ``batch(idx) -> (waves, (targets, lengths))``.
+
+    ``targets`` is the concatenation of the character ids of the clips' transcriptions,
+    ``lengths`` their lengths (what ``torch.nn.functional.ctc_loss`` takes).
+    """
+
+    def __init__(self, split: str = "train", limit: int | None = None):
+        data = load_phrases(split, limit=limit)
+        self.pcm = torch.round(data.waves * 32768).to(torch.int16)
+        self.texts = data.texts
+        self.ids = [encode_text(t) for t in data.texts]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        picked = [self.ids[i] for i in idx.tolist()]
+        return (self.pcm[idx].float() / 32768.0,
+                (torch.cat(picked), torch.tensor([len(t) for t in picked], dtype=torch.long)))
+
+    def fingerprint(self) -> dict:
+        return {"data": PHRASES_VERSION, "clips": len(self), "texts": hash_texts(self.texts)}
+
+
+def hash_texts(texts: list[str]) -> str:
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256("\n".join(texts).encode()).hexdigest()
+
+
+def ctc_step(model, x: Tensor, y: tuple[Tensor, Tensor], generator=None) -> tuple[Tensor, None]:
+    """The recipe's objective for the shared loop: CTC loss per character, averaged over the batch."""
+    targets, lengths = y
+    parts = list(torch.split(targets, lengths.tolist()))
+    return ctc_loss(model(x), parts, reduction="mean"), None
+
+
 def evaluate_recognizer(model: CTCRecognizer, waves: Tensor, texts: list[str], beam: bool = True) -> dict:
     """WER / CER with greedy decoding, and (``beam``) prefix beam search with and without the vocabulary."""
     out = {}
@@ -104,11 +146,14 @@ def evaluate_recognizer(model: CTCRecognizer, waves: Tensor, texts: list[str], b
 
 def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0, threads: int = 1,
               channels: int = 96, hidden: int = 96, floor_db: float = -70.0, limit: int | None = None,
-              snapshot: Path | None = None) -> tuple[CTCRecognizer, dict]:
+              snapshot: Path | None = None, init: Path | None = None,
+              pct_start: float = 0.15) -> tuple[CTCRecognizer, dict]:
     """Train a :class:`CTCRecognizer` on the espeak-ng phrases; returns it and its metadata.
 
     ``snapshot``: after every epoch, the current weights are written there (safetensors), so
-    a long run can be inspected (or used) before it ends.
+    a long run can be inspected (or used) before it ends. ``init``: start from these weights
+    (safetensors of the same architecture) instead of a random initialisation -- the second
+    phase of the committed recipe.
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -118,9 +163,14 @@ def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0,
     pcm = torch.round(train.waves * 32768).to(torch.int16)  # half the memory of float32
     targets = [encode_text(t) for t in train.texts]
     model = CTCRecognizer(channels=channels, hidden=hidden, floor_db=floor_db, spec_augment=True)
+    if init is not None:
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        model.load_state_dict(load_file(str(init)))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     per_epoch = len(train) // batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch,
+                                                pct_start=pct_start)
     best, best_state, history = float("inf"), None, []
     t0 = time.time()
     for epoch in range(epochs):
@@ -166,7 +216,7 @@ def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0,
                 f"{len(VOCABULARY)}-word vocabulary), splits disjoint by voice variant",
         "vocabulary": list(VOCABULARY),
         "train_clips": len(train), "val_clips": len(val), "test_clips": len(test),
-        "recipe": {"epochs": epochs, "batch": batch, "lr": lr, "optimizer": "AdamW (wd 1e-4), one-cycle, clip 5",
+        "recipe": {"init": None if init is None else str(init), "epochs": epochs, "batch": batch, "lr": lr, "optimizer": "AdamW (wd 1e-4), one-cycle, clip 5",
                    "loss": "CTC (torch.nn.functional.ctc_loss), per character",
                    "augment": "room 50%, gain -12..3 dB, shift 50 ms, noise 5-40 dB SNR 70%, SpecAugment 1 freq "
                               "(<=6 mels) + 2 time (<=12 frames) masks", "seed": seed, "threads": threads},
@@ -205,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", default="phrases-ctc")
+    parser.add_argument("--init", type=Path, default=None, help="start from these weights (phase 2)")
+    parser.add_argument("--warmup", type=float, default=0.15, help="one-cycle warm-up fraction")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from safetensors.torch import save_file  # noqa: PLC0415
@@ -212,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model, info = train_ctc(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                             channels=args.channels, hidden=args.hidden, floor_db=args.floor_db, limit=args.limit,
-                            snapshot=args.out / f"{args.name}.snapshot.safetensors")
+                            snapshot=args.out / f"{args.name}.snapshot.safetensors", init=args.init,
+                            pct_start=args.warmup)
     info["name"] = args.name
     info["command"] = "python -m advx.audio.ctc_train " + " ".join(argv if argv is not None else sys.argv[1:])
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"{args.name}.safetensors"))
