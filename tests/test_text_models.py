@@ -82,9 +82,10 @@ def test_adapters():
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_reference_models_accuracy(name):
     clf, meta = load_reference(name)
-    test = load_text_dataset(ZOO[name].dataset, "test").subset(200)
+    n = 60 if name.startswith("minilm") else 200  # a transformer forward is slow on one CPU thread
+    test = load_text_dataset(ZOO[name].dataset, "test").subset(n)
     acc = accuracy(clf, test)
-    assert acc >= 0.8, f"{name}: {acc:.3f} on 200 test examples"
+    assert acc >= 0.8, f"{name}: {acc:.3f} on {n} test examples"
     assert meta["test_accuracy"] >= 0.8 and meta["dataset"] == ZOO[name].dataset
 
 

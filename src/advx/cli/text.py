@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import click
 
 log = logging.getLogger(__name__)
 
-MODELS = ["bbc-charcnn", "bbc-wordcnn", "tweets-charcnn", "tweets-wordcnn"]
-RECIPES = ["deepwordbug", "hotflip", "pwws", "textfooler"]
+MODELS = ["bbc-charcnn", "bbc-wordcnn", "tweets-charcnn", "tweets-wordcnn", "minilm-tweets", "minilm-bbc"]
+RECIPES = ["deepwordbug", "hotflip", "pwws", "textfooler", "gcg"]
+ARCHS = {"minilm": "minilm-{data}", "charcnn": "{data}-charcnn", "wordcnn": "{data}-wordcnn"}
+
+
+def _environment() -> dict:
+    """The versions that reproduce a run (those of advx's other commands)."""
+    try:
+        from advx.experiment import environment
+    except ImportError:  # the attack pipeline moved; the report then shows no versions
+        return {}
+    return environment()
 
 
 def _print_summary(summary: dict, title: str) -> None:
@@ -44,51 +55,97 @@ def command() -> None:
     """
 
 
+def load_attack_data(spec: str | None, meta: dict, text_column: str, label_column: str, max_chars: int):
+    """The test texts: a built-in corpus name or a .csv/.jsonl file, checked against the model's classes."""
+    from advx.text.data import DATASETS, load_text_dataset, load_text_file
+
+    spec = spec or meta.get("dataset")
+    if spec is None:
+        raise click.UsageError("this model does not record its data set; pass --data tweets, --data bbc or "
+                               "--data FILE.csv/.jsonl")
+    names = meta.get("label_names")
+    if spec in DATASETS:
+        data = load_text_dataset(spec, "test")
+        if names is not None and len(data.label_names) != len(names):
+            raise click.UsageError(f"--data {spec} has {len(data.label_names)} classes but the model has "
+                                   f"{len(names)}; use the data set the model was trained on")
+        return data, spec
+    try:
+        return load_text_file(spec, text_column, label_column, names, max_chars=max_chars), spec
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(str(e)) from e
+
+
 @command.command()
 @click.option("--model", "model_name", default="bbc-charcnn", show_default=True,
-              help=f"Reference model ({', '.join(MODELS)}) or the .json of a model saved by `advx text train`.")
+              help=f"Reference model ({', '.join(MODELS)}), hf:<directory or hub id> (a transformers "
+                   "sequence classifier), or the .json of a model saved by `advx text train`.")
 @click.option("--recipe", type=click.Choice(RECIPES), default="deepwordbug", show_default=True)
-@click.option("--data", "dataset", type=click.Choice(["bbc", "tweets"]), default=None,
-              help="Test data (default: the data the model was trained on).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=200, show_default=True, help="Test examples to attack.")
+@click.option("--data", "dataset", default=None,
+              help="Test data: tweets, bbc, or a .csv/.jsonl file of (text, label) rows "
+                   "(default: the data the model was trained on).")
+@click.option("--text-column", default="text", show_default=True, help="Text column/key of a --data file.")
+@click.option("--label-column", default="label", show_default=True,
+              help="Label column/key of a --data file (integer class index or class name).")
+@click.option("--max-chars", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Longest text accepted from a --data file (every query sends the whole text).")
+@click.option("--max-length", type=click.IntRange(min=2, max=4096), default=None,
+              help="hf: models: truncate to this many tokens (default 128).")
+@click.option("-n", "--n", "n", type=click.IntRange(min=1), default=200, show_default=True, help="Test examples to attack.")
 @click.option("--budget", type=click.IntRange(min=0), default=None, help="Query budget per example (default: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/text"), show_default=True,
               help="Folder for results.json and report.html.")
-def attack(model_name: str, recipe: str, dataset: str | None, n: int, budget: int | None, seed: int, out: Path) -> None:
-    """Attack a text classifier; write results.json and an HTML report with each example's diff."""
+def attack(model_name: str, recipe: str, dataset: str | None, text_column: str, label_column: str, max_chars: int,
+           max_length: int | None, n: int, budget: int | None, seed: int, out: Path) -> None:
+    """Attack a text classifier; write results.json and an HTML report with each example's diff.
+
+    \b
+      advx text attack --model minilm-tweets --recipe deepwordbug -n 100 --out runs/minilm-dwb
+      advx text attack --model hf:path/to/saved_model --data my.csv --recipe pwws -n 50
+    """
     import time
 
+    from advx.report import write_report
     from advx.text.attacks import summarize
-    from advx.text.data import load_text_dataset
     from advx.text.recipes import make_attack
-    from advx.text.report import write_html, write_results
+    from advx.text.report import write_results
     from advx.text.zoo import resolve_model
 
-    clf, meta = resolve_model(model_name)
-    dataset = dataset or meta.get("dataset")
-    if dataset is None:
-        raise click.UsageError("this model does not record its data set; pass --data bbc or --data tweets")
-    data = load_text_dataset(dataset, "test").subset(n)
-    if len(data.label_names) != len(meta["label_names"]):
-        raise click.UsageError(f"--data {dataset} has {len(data.label_names)} classes but the model has "
-                               f"{len(meta['label_names'])}; use the data set the model was trained on")
+    try:
+        clf, meta = resolve_model(model_name, max_length=max_length)
+    except (ImportError, FileNotFoundError) as e:
+        raise click.UsageError(str(e)) from e
+    data, dataset = load_attack_data(dataset, meta, text_column, label_column, max_chars)
+    data = data.subset(n)
     atk = make_attack(recipe, query_budget=budget, seed=seed)
     t0 = time.time()
-    results = atk(clf, data.texts, data.labels)
+    try:
+        results = atk(clf, data.texts, data.labels)
+    except TypeError as e:
+        if "white-box" in str(e) or "gradients" in str(e):
+            raise click.UsageError(str(e)) from e
+        raise
     seconds = time.time() - t0
     summary = summarize(results) | {"seconds": round(seconds, 1)}
     config = {"model": model_name, "recipe": recipe, "attack": repr(atk), "dataset": dataset, "n": len(data),
               "budget": budget, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
-    write_results(out / "results.json", results, summary, config)
-    write_html(out / "report.html", results, summary, config, data.label_names)
+    label_names = meta.get("label_names") or data.label_names
+    doc = write_results(out / "results.json", results, summary, config, label_names,
+                        argv=["advx", *sys.argv[1:]] if sys.argv[1:2] == ["text"] else None, environment=_environment())
+    write_report(doc, None, out / "report.html")
     _print_summary(summary, f"{recipe} on {model_name} ({dataset}, {len(data)} test examples, {seconds:.0f} s)")
     click.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
 
 
 @command.command()
-@click.option("--model", "model_name", type=click.Choice(MODELS), required=True, help="Which reference recipe to train.")
+@click.option("--model", "model_name", type=click.Choice(MODELS), default=None,
+              help="Which reference recipe to train (or give --arch and --data).")
+@click.option("--arch", type=click.Choice(sorted(ARCHS)), default=None,
+              help="Architecture: minilm (MiniLM-L6, top layer + head fine-tuned), charcnn or wordcnn.")
+@click.option("--data", "data_name", type=click.Choice(["tweets", "bbc"]), default=None,
+              help="Built-in corpus to train on (with --arch).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
 @click.option("--adversarial", type=click.Choice(RECIPES), default=None,
               help="Augment training with adversarial examples from this recipe (adversarial training).")
@@ -98,17 +155,32 @@ def attack(model_name: str, recipe: str, dataset: str | None, n: int, budget: in
               help="Query budget per attacked training text.")
 @click.option("--eval-n", type=click.IntRange(min=0), default=100, show_default=True,
               help="Test examples attacked to measure robustness before and after (0: skip).")
+@click.option("--eval-recipes", default=None,
+              help="Comma-separated recipes for the before/after robustness (default: the --adversarial one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to save (x.json + x.safetensors); default: overwrite the reference weights.")
-def train(model_name: str, epochs: int | None, adversarial: str | None, adv_examples: int, adv_budget: int,
-          eval_n: int, seed: int, out: Path | None) -> None:
-    """Train a reference text model (optionally with adversarial augmentation) and report its robustness."""
+def train(model_name: str | None, arch: str | None, data_name: str | None, epochs: int | None,
+          adversarial: str | None, adv_examples: int, adv_budget: int, eval_n: int, eval_recipes: str | None,
+          seed: int, out: Path | None) -> None:
+    """Train a reference text model (optionally with adversarial augmentation) and report its robustness.
+
+    \b
+      advx text train --arch minilm --data tweets     # -> minilm-tweets (about 2 CPU-minutes)
+      advx text train --arch minilm --data bbc        # -> minilm-bbc (about 4 CPU-minutes)
+      advx text train --model minilm-tweets --adversarial deepwordbug --out runs/minilm-tw-adv.json
+    """
     from advx.text.attacks import summarize
     from advx.text.data import load_text_dataset
     from advx.text.recipes import make_attack
     from advx.text.zoo import ZOO, load_reference, train_reference
 
+    if model_name is None:
+        if arch is None or data_name is None:
+            raise click.UsageError("give --model NAME, or --arch and --data (e.g. --arch minilm --data tweets)")
+        model_name = ARCHS[arch].format(data=data_name)
+    elif arch is not None or data_name is not None:
+        raise click.UsageError("--model names a recipe already; drop --arch/--data (or drop --model)")
     overrides: dict = {"seed": seed}
     if epochs is not None:
         overrides["epochs"] = epochs
@@ -117,20 +189,26 @@ def train(model_name: str, epochs: int | None, adversarial: str | None, adv_exam
             raise click.UsageError("adversarial training needs --out (the committed reference weights stay clean)")
         overrides.update(attack=make_attack(adversarial, query_budget=adv_budget, seed=seed),
                          attack_examples=adv_examples)
-    eval_recipe = adversarial or "deepwordbug"
+    recipes = [r.strip() for r in (eval_recipes or adversarial or "deepwordbug").split(",") if r.strip()]
+    bad = [r for r in recipes if r not in RECIPES]
+    if bad:
+        raise click.UsageError(f"--eval-recipes: unknown {bad}; choose from {RECIPES}")
     test = load_text_dataset(ZOO[model_name].dataset, "test").subset(eval_n)
-    before = None
+    before: dict = {}
     if eval_n and adversarial is not None:
         ref, _ = load_reference(model_name)
-        before = summarize(make_attack(eval_recipe, query_budget=adv_budget, seed=seed)(ref, test.texts, test.labels))
+        for r in recipes:
+            before[r] = summarize(make_attack(r, query_budget=adv_budget, seed=seed)(ref, test.texts, test.labels))
     clf, meta, report = train_reference(model_name, out, **overrides)
     click.echo(f"{model_name}: clean test accuracy {100 * meta['test_accuracy']:.1f}% "
                f"({meta['train_seconds']:.0f} s, {meta['adversarial_examples_added']} adversarial examples added)")
     if eval_n:
-        after = summarize(make_attack(eval_recipe, query_budget=adv_budget, seed=seed)(clf, test.texts, test.labels))
-        if before is not None:
-            _print_summary(before, f"before ({model_name} reference), {eval_recipe}, {len(test)} test examples:")
-        _print_summary(after, f"after, {eval_recipe}, {len(test)} test examples:")
+        after = {}
+        for r in recipes:
+            after[r] = summarize(make_attack(r, query_budget=adv_budget, seed=seed)(clf, test.texts, test.labels))
+            if r in before:
+                _print_summary(before[r], f"before ({model_name} reference), {r}, {len(test)} test examples:")
+            _print_summary(after[r], f"after, {r}, {len(test)} test examples:")
         if out is not None:
             Path(out).with_suffix(".robustness.json").write_text(json.dumps(
-                {"recipe": eval_recipe, "budget": adv_budget, "before": before, "after": after}, indent=1))
+                {"recipes": recipes, "budget": adv_budget, "n": len(test), "before": before, "after": after}, indent=1))

@@ -9,7 +9,7 @@
 See docs/text.md.
 """
 
-from advx.text.attacks import PWWS, DeepWordBug, Edit, HotFlip, TextAttack, TextAttackResult, TextFooler, summarize
+from advx.text.attacks import GCG, PWWS, DeepWordBug, Edit, HotFlip, TextAttack, TextAttackResult, TextFooler, summarize
 from advx.text.classifier import CallableClassifier, TextClassifier, TorchTextClassifier, as_classifier
 from advx.text.constraints import (
     Constraint,
@@ -27,7 +27,7 @@ from advx.text.zoo import ZOO, load_reference, resolve_model
 
 __all__ = [
     "TextClassifier", "CallableClassifier", "TorchTextClassifier", "as_classifier",
-    "TextAttack", "TextAttackResult", "Edit", "summarize", "DeepWordBug", "HotFlip", "PWWS", "TextFooler",
+    "TextAttack", "TextAttackResult", "Edit", "summarize", "DeepWordBug", "GCG", "HotFlip", "PWWS", "TextFooler",
     "Constraint", "Constraints", "MaxWordsChanged", "MaxCharsChanged", "LevenshteinBudget", "StopwordsKept",
     "MinSentenceSimilarity", "TextDataset", "load_bbc", "load_tweets", "load_text_dataset", "RECIPES", "make_attack",
     "Words", "ZOO", "load_reference", "resolve_model",

@@ -127,6 +127,39 @@ class TorchTextClassifier:
         return ids.cpu(), grad.cpu(), logits.detach().cpu()
 
 
+    # ---------------------------------------------- white box, subword models
+    @property
+    def differentiable_tokens(self) -> bool:
+        """Gradients w.r.t. the input token embeddings: a Hugging Face-style model
+        (``get_input_embeddings()``, ``inputs_embeds=``) and a tokenizer that maps tokens back to characters."""
+        return (hasattr(self.model, "get_input_embeddings") and hasattr(self.tokenizer, "spans")
+                and hasattr(self.tokenizer, "piece_ids"))
+
+    def embedding_matrix(self) -> Tensor:
+        """The input token embeddings (V, D), detached."""
+        return self.model.get_input_embeddings().weight.detach()
+
+    def token_gradient(self, texts: list[str], loss_fn: Callable[[Tensor], Tensor]) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """(ids per text (T_i,), d loss / d input embeddings per text (T_i, D), logits (N, C)).
+
+        One forward and one backward pass over the batch; ``loss_fn`` maps
+        logits to a per-sample loss to maximise. Padding is cut off each row.
+        """
+        if not self.differentiable_tokens:
+            raise TypeError("token_gradient needs a model with get_input_embeddings() and inputs_embeds= "
+                            "(MiniLM reference models, Hugging Face classifiers) and a tokenizer with spans()")
+        enc = self._inputs(check_texts(texts))
+        ids = enc.pop("input_ids")
+        with attack_mode(self.model) as m, torch.enable_grad():
+            emb = m.get_input_embeddings()(ids).detach().requires_grad_(True)
+            out = m(inputs_embeds=emb, **enc)
+            logits = getattr(out, "logits", out).float()
+            (grad,) = torch.autograd.grad(loss_fn(logits).sum(), emb)
+        lengths = enc["attention_mask"].sum(1).tolist() if "attention_mask" in enc else [ids.shape[1]] * len(ids)
+        return ([ids[r, : int(n)].cpu() for r, n in enumerate(lengths)],
+                [grad[r, : int(n)].float().cpu() for r, n in enumerate(lengths)], logits.detach().cpu())
+
+
 def as_classifier(obj) -> TextClassifier:
     """``obj`` if it has ``predict_proba``, else a :class:`CallableClassifier` around a callable."""
     if isinstance(obj, TextClassifier):

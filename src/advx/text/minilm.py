@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -99,6 +100,36 @@ class WordPiece:
         ids = [i for w in self.basic(text) for i in self.wordpiece(w)]
         return [self.cls] + ids[: self.max_len - 2] + [self.sep]
 
+    def spans(self, text: str) -> list[tuple[int, int] | None]:
+        """Character span in ``text`` of every token of :meth:`encode` (None for [CLS]/[SEP]).
+
+        The pieces of one basic word share its span; [UNK] covers the whole word.
+        """
+        out: list[tuple[int, int] | None] = [None]
+        for word, (s, e) in self._words_with_spans(text):
+            out += [(s, e)] * len(self.wordpiece(word))
+        return out[: self.max_len - 1] + [None]
+
+    def _words_with_spans(self, text: str) -> list[tuple[str, tuple[int, int]]]:
+        """:meth:`basic` with the character span of each word (a chunk of text without spaces)."""
+        words = []
+        for m in re.finditer(r"\S+", text):
+            for w in self.basic(m.group()):
+                words.append((w, (m.start(), m.end())))
+        # refine: a chunk split at punctuation -> locate each piece inside the chunk
+        refined, chunk_pos = [], {}
+        for w, (s, e) in words:
+            chunk = text[s:e]
+            start = chunk_pos.get((s, e), 0)
+            low = "".join(c for c in unicodedata.normalize("NFD", chunk.lower()) if unicodedata.category(c) != "Mn")
+            k = low.find(w, start) if len(low) == len(chunk) else -1
+            if k >= 0:
+                refined.append((w, (s + k, s + k + len(w))))
+                chunk_pos[(s, e)] = k + len(w)
+            else:
+                refined.append((w, (s, e)))
+        return refined
+
     def __call__(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         enc = [self.encode(t) for t in texts]
         n = max(len(e) for e in enc)
@@ -157,13 +188,20 @@ class BertEncoder(nn.Module):
         enc.load_state_dict({k: sd[v] for k, v in ours.items()})
         return enc.eval()
 
-    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        h = self.ln(self.word(ids) + self.pos(pos)[None] + self.token_type(torch.zeros_like(ids)))
+    def embed(self, word_embeds: Tensor) -> Tensor:
+        """Input word-piece embeddings (N, T, D) -> the first layer's input (positions, token type, LayerNorm)."""
+        pos = torch.arange(word_embeds.shape[1], device=word_embeds.device)
+        return self.ln(word_embeds + self.pos(pos)[None] + self.token_type.weight[0])
+
+    def run_layers(self, h: Tensor, mask: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
+        """Layers ``start .. stop - 1`` on hidden states ``h`` with attention mask ``mask`` (N, T)."""
         bias = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
-        for layer in self.layers:
+        for layer in self.layers[start:stop]:
             h = layer(h, bias)
         return h
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
+        return self.run_layers(self.embed(self.word(ids)), mask)
 
 
 class SentenceEncoder:

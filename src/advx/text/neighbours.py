@@ -68,3 +68,10 @@ class EmbeddingNeighbours:
 @lru_cache(maxsize=1)
 def default_neighbours() -> EmbeddingNeighbours:
     return EmbeddingNeighbours.minilm()
+
+
+def substitutes(word: str, k: int = 50, min_cos: float = 0.5, synonyms: bool = True) -> list[str]:
+    """Candidate replacements of ``word``: WordNet synonyms first, then MiniLM embedding neighbours (no duplicates)."""
+    out = list(wordnet().synonyms(word)) if synonyms else []
+    out += default_neighbours().neighbours(word, k, min_cos)
+    return [w for w in dict.fromkeys(out) if w.lower() != word.lower()]

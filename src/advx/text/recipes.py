@@ -6,16 +6,19 @@
 ``pwws``           PWWS: WordNet synonyms, stop words kept
 ``textfooler``     TextFooler: embedding neighbours (k=50, cos >= 0.5), MiniLM
                    similarity >= 0.84 on 15-word windows, stop words kept
+``gcg``            GCG (Zou et al. 2023) adapted: gradient-ranked word substitutions, batches
+                   of 16 per step, <= 20% of the words, MiniLM window similarity >= 0.8
+                   (transformers only: minilm-*, hf:)
 =================  ==================================================================
 """
 
 from __future__ import annotations
 
-from advx.text.attacks import PWWS, DeepWordBug, HotFlip, TextAttack, TextFooler
+from advx.text.attacks import GCG, PWWS, DeepWordBug, HotFlip, TextAttack, TextFooler
 
 __all__ = ["RECIPES", "make_attack"]
 
-RECIPES = {"deepwordbug": DeepWordBug, "hotflip": HotFlip, "pwws": PWWS, "textfooler": TextFooler}
+RECIPES = {"deepwordbug": DeepWordBug, "hotflip": HotFlip, "pwws": PWWS, "textfooler": TextFooler, "gcg": GCG}
 
 
 def make_attack(recipe: str, query_budget: int | None = None, seed: int = 0, **kwargs) -> TextAttack:

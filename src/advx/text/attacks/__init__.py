@@ -2,9 +2,10 @@
 
 from advx.text.attacks.base import AttackState, BudgetExhausted, Edit, TextAttack, TextAttackResult, summarize
 from advx.text.attacks.deepwordbug import DeepWordBug
+from advx.text.attacks.gcg import GCG
 from advx.text.attacks.hotflip import HotFlip
 from advx.text.attacks.pwws import PWWS
 from advx.text.attacks.textfooler import TextFooler
 
 __all__ = ["TextAttack", "TextAttackResult", "AttackState", "BudgetExhausted", "Edit", "summarize",
-           "DeepWordBug", "HotFlip", "PWWS", "TextFooler"]
+           "DeepWordBug", "GCG", "HotFlip", "PWWS", "TextFooler"]

@@ -159,6 +159,16 @@ class AttackState:
         self.gradients += len(candidates)
         return ids, grad, logits
 
+    def token_gradient(self, candidates: Sequence[Words], loss_fn) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """White-box, subword models: (ids, d loss / d input embeddings, logits) per text; one query and
+        one gradient per text (a forward and a backward pass)."""
+        if self.remaining < len(candidates):
+            raise BudgetExhausted
+        ids, grad, logits = self.classifier.token_gradient([c.text for c in candidates], loss_fn)
+        self.queries += len(candidates)
+        self.gradients += len(candidates)
+        return ids, grad, logits
+
     # -------------------------------------------------------- constraints
     def allowed(self, index: int, current: Words | None = None) -> bool:
         return self.constraints.allows(self.original, self.current if current is None else current, index)

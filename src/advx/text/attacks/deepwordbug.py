@@ -17,6 +17,13 @@ Sequences to Evade Deep Learning Classifiers", IEEE S&P Workshops 2018
    damaging edits, the one with the fewest character edits (a swap costs 2).
 3. Stop at the first misclassified text or when the constraints (default: at
    most 30 character edits, stop words kept) leave no word to change.
+
+White-box shortcut for transformers (``score="gradient"``): the replace-one
+score of every word is estimated from one forward and backward pass (the
+first-order change of the loss when the word's pieces become [UNK],
+:mod:`advx.text.attacks.subword`) instead of one query per word; with
+``prescreen=k`` only the k candidate edits of a word with the best first-order
+estimate are sent to the model. Both cut queries; the edits are the same.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from advx.text.words import Words, levenshtein
 __all__ = ["DeepWordBug", "char_edit"]
 
 EDITS = ("swap", "substitute", "delete", "insert")
-SCORES = ("replace-one", "head", "tail", "combined")
+SCORES = ("replace-one", "head", "tail", "combined", "gradient")
 
 
 def char_edit(word: str, kind: str, rng, insert_space: bool = True) -> str | None:
@@ -78,7 +85,7 @@ class DeepWordBug(TextAttack):
 
     def __init__(self, score: str = "replace-one", edits=EDITS, tries: int = 1, insert_space: bool = True,
                  lam: float = 1.0, unk: str = "[UNK]", constraints: Constraint | None = None, query_budget: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, prescreen: int | None = None):
         if constraints is None:
             constraints = MaxCharsChanged(30) & StopwordsKept()
         super().__init__(constraints, query_budget, seed)
@@ -91,10 +98,27 @@ class DeepWordBug(TextAttack):
             raise ValueError(f"tries must be >= 1, got {tries}")
         self.score, self.edits, self.tries = score, tuple(edits), int(tries)
         self.insert_space, self.lam, self.unk = bool(insert_space), float(lam), str(unk)
+        if prescreen is not None and int(prescreen) < 1:
+            raise ValueError(f"prescreen must be >= 1 or None, got {prescreen}")
+        self.prescreen = None if prescreen is None else int(prescreen)
+
+    def check_classifier(self, classifier) -> None:
+        if (self.score == "gradient" or self.prescreen) and not getattr(classifier, "differentiable_tokens", False):
+            raise TypeError("DeepWordBug(score='gradient' or prescreen=) needs token-embedding gradients (a minilm-* "
+                            "or hf: model); use score='replace-one' for a black box")
+
+    def _estimator(self, state: AttackState, text: Words):
+        from advx.text.attacks.subword import Estimator, loss_for
+
+        ids, grad, _ = state.token_gradient([text], loss_for(state))
+        return Estimator(state.classifier, text, ids[0], grad[0])
 
     def importance(self, state: AttackState, order: list[int]) -> torch.Tensor:
         """Score of each word in ``order``: how much it supports the label (or works against the target)."""
         text = state.current
+        if self.score == "gradient":
+            unk = getattr(state.classifier.tokenizer, "unk_id", None) if self.unk else None
+            return self._estimator(state, text).importance(order, unk)
         if self.score == "replace-one":
             probs = state.predict([text.replace(i, self.unk) for i in order], probe=True)
             return state.objective(probs) - state.objective(state.clean_probs[None])[0]
@@ -130,6 +154,10 @@ class DeepWordBug(TextAttack):
             cands, kinds = [cands[k] for k in keep], [kinds[k] for k in keep]
             if not cands:
                 continue
+            if self.prescreen and len(cands) > self.prescreen:
+                gains = self._estimator(state, state.current).gains(i, [c[i] for c in cands])
+                top = gains.topk(self.prescreen).indices.tolist()
+                cands, kinds = [cands[k] for k in top], [kinds[k] for k in top]
             probs = state.predict(cands, [i] * len(cands), kinds)
             obj, adv = state.objective(probs), state.adversarial(probs)
             # an adversarial candidate first, then the most damaging, then (ties) the fewest character edits

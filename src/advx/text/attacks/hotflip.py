@@ -12,6 +12,15 @@ or until a text is misclassified. Flips replace a letter inside a word with
 another letter (keeping its case); only characters the model actually reads
 (within its ``max_len``) are flipped. Needs a :class:`~advx.text.classifier.TorchTextClassifier`
 over a character model with ``forward_one_hot`` (the reference char-CNNs).
+
+**Over word pieces** (transformers: the ``minilm-*`` models, ``hf:`` classifiers),
+HotFlip works at the word level, as the paper's word-level variant does: the
+one-hot input is a word piece, the gradient is taken with respect to the input
+embeddings (one forward and backward pass), and replacing word *i* by *w* is
+estimated to change the loss by the sum over *i*'s pieces of (e(w) - e(x_p)) . g_p
+(:mod:`advx.text.attacks.subword`). Replacements are restricted, like the
+paper's (cosine of embeddings, same part of speech, no stop words), to the word's
+WordNet synonyms and MiniLM embedding neighbours; the beam search is the same.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import torch
 from torch import nn
 
 from advx.text.attacks.base import AttackState, TextAttack
+from advx.text.attacks.subword import Estimator, loss_for
 from advx.text.constraints import Constraint
-from advx.text.words import Words
+from advx.text.words import STOPWORDS, Words
 
 __all__ = ["HotFlip"]
 
@@ -40,16 +50,74 @@ class HotFlip(TextAttack):
     name = "hotflip"
 
     def __init__(self, beam_width: int = 5, max_flips: int = 10, constraints: Constraint | None = None,
-                 query_budget: int | None = None, seed: int = 0):
+                 query_budget: int | None = None, seed: int = 0, substitutes=None):
         super().__init__(constraints, query_budget, seed)
         if int(beam_width) < 1 or int(max_flips) < 0:
             raise ValueError(f"beam_width must be >= 1 and max_flips >= 0, got {beam_width}, {max_flips}")
         self.beam_width, self.max_flips = int(beam_width), int(max_flips)
+        self._substitutes = substitutes
 
     def check_classifier(self, classifier) -> None:
-        if not getattr(classifier, "differentiable_chars", False):
+        if not (getattr(classifier, "differentiable_chars", False) or getattr(classifier, "differentiable_tokens", False)):
             raise TypeError("HotFlip is white-box: the classifier must be a TorchTextClassifier with a character "
-                            "tokenizer and a model with forward_one_hot (e.g. advx text model bbc-charcnn)")
+                            "tokenizer and a model with forward_one_hot (e.g. bbc-charcnn), or a transformer with "
+                            "token-embedding gradients (minilm-tweets, an hf: model)")
+
+    def substitutes(self, word: str) -> list[str]:
+        if self._substitutes is not None:
+            return list(self._substitutes(word))
+        from advx.text.neighbours import substitutes
+
+        return substitutes(word)
+
+    def run_words(self, state: AttackState) -> None:
+        """Word-level HotFlip through a subword tokenizer (beam search on first-order estimates)."""
+        loss_fn = loss_for(state)
+        x = state.original
+        editable = [i for i in range(len(x)) if x[i].lower() not in STOPWORDS and state.allowed(i, x)]
+        subs = {i: self.substitutes(x[i]) for i in editable}
+        editable = [i for i in editable if subs[i]]
+        beams = [state.current]
+        for _ in range(self.max_flips):
+            if not editable:
+                return
+            ids, grads, _ = state.token_gradient(beams, loss_fn)
+            cands, idx, seen = [], [], set()
+            for b, text in enumerate(beams):
+                est = Estimator(state.classifier, text, ids[b], grads[b])
+                flips = []
+                for i in editable:
+                    if not state.allowed(i, text):
+                        continue
+                    options = [w for w in subs[i] if w != text[i]]
+                    for gain, w in zip(est.gains(i, options).tolist(), options):
+                        if gain > float("-inf"):
+                            flips.append((gain, i, w))
+                flips.sort(key=lambda f: -f[0])
+                flips = flips[: 4 * self.beam_width]
+                texts = [text.replace(i, w) for _, i, w in flips]
+                taken = 0
+                for k in state.filter(texts, [f[1] for f in flips]):
+                    if texts[k].text not in seen and taken < self.beam_width:
+                        seen.add(texts[k].text)
+                        cands.append(texts[k])
+                        idx.append(flips[k][1])
+                        taken += 1
+            beams = self._step(state, cands, idx)
+            if not beams:
+                return
+
+    def _step(self, state: AttackState, cands: list[Words], idx: list[int]) -> list[Words]:
+        """Score the candidates, commit the best; the next beams ([] when done: adversarial or nothing left)."""
+        if not cands:
+            return []
+        probs = state.predict(cands, idx, "flip")
+        obj, adv = state.objective(probs), state.adversarial(probs)
+        order = torch.argsort(obj + 2.0 * adv.float(), descending=True).tolist()
+        best = order[0]
+        state.commit(cands[best])
+        state.kinds = {i: "flip" for i in state.original.changed(cands[best])}
+        return [] if bool(adv[best]) else [cands[k] for k in order[: self.beam_width]]
 
     def _flips(self, state: AttackState, text: Words, grad: torch.Tensor, ids: torch.Tensor) -> list[tuple[float, Words, int]]:
         """The best-estimated single flips of ``text``: (estimated gain, flipped text, word index)."""
@@ -86,6 +154,8 @@ class HotFlip(TextAttack):
         return out
 
     def run(self, state: AttackState) -> None:
+        if not getattr(state.classifier, "differentiable_chars", False):
+            return self.run_words(state)
         y = torch.tensor([state.label if state.target is None else state.target])
         sign = 1.0 if state.target is None else -1.0
 
@@ -106,14 +176,6 @@ class HotFlip(TextAttack):
                         cands.append(cand)
                         idx.append(i)
                         taken += 1
-            if not cands:
-                return
-            probs = state.predict(cands, idx, "flip")
-            obj, adv = state.objective(probs), state.adversarial(probs)
-            order = torch.argsort(obj + 2.0 * adv.float(), descending=True).tolist()
-            beams = [cands[k] for k in order[: self.beam_width]]
-            best = order[0]
-            state.commit(cands[best])
-            state.kinds = {i: "flip" for i in state.original.changed(cands[best])}
-            if bool(adv[best]):
+            beams = self._step(state, cands, idx)
+            if not beams:
                 return

@@ -14,6 +14,11 @@ Then substitute w_i -> w_i* in decreasing order of H, one after the other,
 until the text is misclassified. (Targeted: P(y|.) becomes 1 - P(target|.).)
 Here the "unknown word" is "[UNK]" (as in TextAttack; ``unk=""`` deletes the
 word instead); synonyms come from :mod:`advx.text.wordnet`.
+
+White-box shortcut for transformers (``estimate="gradient"``): S and dP_i* are
+estimated from one forward and backward pass (first-order changes of the loss
+through the word-piece embeddings, :mod:`advx.text.attacks.subword`), so only
+the greedy substitutions of step 3 are queried.
 """
 
 from __future__ import annotations
@@ -40,8 +45,12 @@ class PWWS(TextAttack):
     name = "pwws"
 
     def __init__(self, unk: str = "[UNK]", max_synonyms: int | None = None, synonyms=None,
-                 constraints: Constraint | None = None, query_budget: int | None = None, seed: int = 0):
+                 constraints: Constraint | None = None, query_budget: int | None = None, seed: int = 0,
+                 estimate: str = "query"):
         super().__init__(StopwordsKept() if constraints is None else constraints, query_budget, seed)
+        if estimate not in ("query", "gradient"):
+            raise ValueError(f"estimate must be 'query' (black box) or 'gradient' (white box), got {estimate!r}")
+        self.estimate = estimate
         if max_synonyms is not None and int(max_synonyms) < 1:
             raise ValueError(f"max_synonyms must be >= 1 or None, got {max_synonyms}")
         self.unk, self.max_synonyms = unk, max_synonyms
@@ -51,13 +60,28 @@ class PWWS(TextAttack):
         subs = self._synonyms(word) if self._synonyms is not None else wordnet().synonyms(word)
         return subs[: self.max_synonyms] if self.max_synonyms else subs
 
+    def check_classifier(self, classifier) -> None:
+        if self.estimate == "gradient" and not getattr(classifier, "differentiable_tokens", False):
+            raise TypeError("PWWS(estimate='gradient') needs token-embedding gradients (a minilm-* or hf: model); "
+                            "use estimate='query' for a black box")
+
     def run(self, state: AttackState) -> None:
         x = state.original
         words = [i for i in range(len(x)) if state.allowed(i)]
         if not words:
             return
         base = state.objective(state.clean_probs[None])[0]
-        saliency = state.objective(state.predict([x.replace(i, self.unk) for i in words], probe=True)) - base
+        est = None
+        if self.estimate == "gradient":
+            from advx.text.attacks.subword import Estimator, loss_for
+
+            ids, grad, _ = state.token_gradient([x], loss_for(state))
+            est = Estimator(state.classifier, x, ids[0], grad[0])
+            unk = getattr(state.classifier.tokenizer, "unk_id", None) if self.unk else None
+            saliency = est.importance(words, unk)
+            saliency = torch.where(torch.isfinite(saliency), saliency, torch.full_like(saliency, -1e9))
+        else:
+            saliency = state.objective(state.predict([x.replace(i, self.unk) for i in words], probe=True)) - base
         gains, best = [], []
         for i in words:
             cands = [x.replace(i, s) for s in self.synonyms(x[i])]
@@ -66,7 +90,14 @@ class PWWS(TextAttack):
                 gains.append(float("-inf"))
                 best.append(None)
                 continue
-            gain = state.objective(state.predict(cands, [i] * len(cands), "synonym")) - base
+            if est is not None:
+                gain = est.gains(i, [c[i] for c in cands])
+                if not bool(torch.isfinite(gain).any()):
+                    gains.append(float("-inf"))
+                    best.append(None)
+                    continue
+            else:
+                gain = state.objective(state.predict(cands, [i] * len(cands), "synonym")) - base
             k = int(torch.argmax(gain))
             gains.append(float(gain[k]))
             best.append(cands[k][i])
