@@ -231,7 +231,7 @@ class EvaluateJob:
             shown = getattr(report, "report_tensors", None)  # the example images the page draws
             if callable(shown):
                 tensors.update(shown())
-        return JobOutput(results=results, tensors=tensors, html=report.html(), value=report)
+        return JobOutput(results=results, tensors=tensors, value=report)
 
 
 def evaluate(
@@ -275,7 +275,7 @@ def evaluate(
         eot: average the model over this many forward passes (for randomised models).
         seed: every random choice derives from it.
         progress: show a progress bar (points done, robust accuracy, ETA).
-        checks: True (all), False (none) or a list of names from ``advx.evaluation.checks.CHECKS``.
+        checks: True (all), False (none) or a list of check names (``advx.evaluation.checks.names()``).
         device: where to run (default: the model's device).
         probe_points: points per batch probed by the unbounded and convergence checks.
         keep_adversarials: keep the adversarial examples (and save them in ``out_dir``).

@@ -204,6 +204,9 @@ class RunFolder:
         where = f"{self.option} {str(self.path)!r}"
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"{where} is a file, not a folder; choose a folder for the run")
+        blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise RunFolderError(f"{where} cannot be created: {str(blocking)!r} is a file, not a folder")
         if not self.path.exists():
             return
         if self.lock_path.exists():
