@@ -1,107 +1,164 @@
-"""Strength and cost of ``advx.evaluate``'s standard ensemble versus PGD-100 with 10 restarts.
+"""What an honest evaluation costs: AutoAttack versus advx's presets, side by side in one run.
 
-For each committed model and each eps, both evaluations run on the same points
-(same seed, checks off so only the attacks are counted):
+For each (model, threat), on the same test points (seed 0):
 
-* ``standard``: APGD-CE, APGD-T (9 targets), FAB-T, Square 5000 (AutoAttack's
-  standard protocol and budgets), each later attack only on points still robust;
-* ``fast``: APGD-CE + APGD-T with 25 iterations each;
-* ``pgd-100x10``: PGD with 100 steps (CE loss, step 2.5 eps / 100, random start)
-  and 10 restarts, each restart only on points not yet fooled.
+* ``torchattacks-aa-100``: AutoAttack standard with the paper's budgets from the PyPI
+  ``torchattacks`` (installed with ``--no-deps``): its APGD-CE, APGD-T (9 targets), FAB-T
+  (9 targets), each 100 iterations, and Square 5000, chained by its ``MultiAttack`` (each
+  attack only on the points still robust). The ratios are taken to this row;
+* ``torchattacks-aa``: ``torchattacks.AutoAttack(version="standard")`` as shipped, whose
+  APGD, APGD-T and FAB run their default 10 iterations (not the paper's 100);
+* ``advx-autoattack``: advx's ``"autoattack"`` preset (the same ensemble and budgets);
+* ``advx-standard``: the cheap preset (APGD-CE, MALT-ranked APGD-T on 2 targets, FAB-T only
+  near the boundary, Square on a sample of the survivors and on all of them when the
+  sample breaks one);
+* ``advx-thorough``: ``"autoattack"`` + MALT APGD-T (3 targets, 2 restarts) on the survivors.
 
-Reported: robust accuracy, gradient evaluations (backward passes) and model
-queries (forward + backward) actually spent, wall time, and the points each
-breaks that PGD-100x10 does not (for PGD: that the standard ensemble does not).
-The goal: the ensemble at least as strong as PGD with restarts for a fraction
-of its gradients.
+Every contender sees the model through one :class:`advx.evaluation.cost.PassCounter`, so
+its passes (forward + backward samples through the model) are counted the same way, not
+taken from anyone's own bookkeeping. advx runs with the checks off (only the attacks are
+compared). Reported: robust accuracy with its 95% Clopper-Pearson interval, passes in total
+and per point, the ratio to torchattacks' AutoAttack, wall time, and for advx the wall-time
+overhead over the pass-count floor (passes x the model's own time per forward / backward
+sample, measured in the same process at the attacks' batch sizes).
 
-Usage: python benchmarks/evaluate_cost.py [--models fmnist-cnn,mnist-cnn] [--n 200]
-       [--eps 0.03,0.1] [--threads 1] [--device cpu] [--json out.json]
+Usage: python benchmarks/evaluate_cost.py [--n 200] [--threads 1] [--json out.json]
+       [--cases mnist-cnn-at:mnist:linf:0.3,fmnist-cnn-at:fashion-mnist:linf:0.1,fmnist-cnn-at:fashion-mnist:l2:1.0]
+       [--contenders torchattacks-aa,advx-autoattack,advx-standard,advx-thorough]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 
 import torch
 
-from advx.attacks.pgd import PGD
 from advx.evaluation import evaluate
-from advx.threat import Linf
+from advx.evaluation.cost import PassCounter
+from advx.evaluation.stats import clopper_pearson
 
-DATA = {"fmnist-cnn": "fashion-mnist", "mnist-cnn": "mnist"}
-
-
-def pgd_100x10(threat):
-    return PGD(threat, steps=100, restarts=10, loss="ce")
+CASES = "mnist-cnn-at:mnist:linf:0.3,fmnist-cnn-at:fashion-mnist:linf:0.1,fmnist-cnn-at:fashion-mnist:l2:1.0"
+CONTENDERS = "torchattacks-aa-100,torchattacks-aa,advx-autoattack,advx-standard,advx-thorough"
 
 
-def run(model_name: str, n: int, eps: list[float], device: str, batch_size: int) -> list[dict]:
+def per_sample_times(model, x: torch.Tensor, batch: int = 64, repeats: int = 5) -> tuple[float, float]:
+    """Median seconds per sample of one forward, and of one backward (input gradient), at ``batch``."""
+    xb = x[:batch]
+    fw, bw = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            model(xb)
+        fw.append((time.perf_counter() - t0) / len(xb))
+        z = xb.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        out = model(z)
+        t1 = time.perf_counter()
+        torch.autograd.grad(out.sum(), z)
+        bw.append((time.perf_counter() - t1) / len(xb))
+    return sorted(fw)[repeats // 2], sorted(bw)[repeats // 2]
+
+
+def torchattacks_aa(model, x, y, norm: str, eps: float, batch_size: int, steps: int | None) -> torch.Tensor:
+    """Robust mask under torchattacks' AutoAttack: its ``AutoAttack(version="standard")`` as shipped
+    (``steps=None``: its APGD, APGD-T and FAB run their default 10 iterations), or the same four attacks
+    with the paper's budgets (``steps=100``)."""
+    import torchattacks as ta
+
+    nm = {"linf": "Linf", "l2": "L2"}[norm]
+    if steps is None:
+        attack = ta.AutoAttack(model, norm=nm, eps=eps, version="standard", n_classes=10, seed=0)
+    else:
+        attack = ta.MultiAttack([
+            ta.APGD(model, norm=nm, eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0),
+            ta.APGDT(model, norm=nm, eps=eps, steps=steps, n_restarts=1, n_classes=10, seed=0),
+            ta.FAB(model, norm=nm, eps=eps, steps=steps, n_restarts=1, multi_targeted=True, n_classes=10, seed=0),
+            ta.Square(model, norm=nm, eps=eps, n_queries=5000, n_restarts=1, seed=0),
+        ])
+    robust = []
+    for i in range(0, len(x), batch_size):
+        xa = attack(x[i:i + batch_size], y[i:i + batch_size])
+        with torch.no_grad():
+            robust.append(model(xa).argmax(1) == y[i:i + batch_size])
+    return torch.cat(robust)
+
+
+def run_case(case: str, n: int, contenders: list[str], batch_size: int) -> list[dict]:
     from advx.data import load
     from advx.zoo import load_model
 
-    model = load_model(model_name, device=device)
-    data = load(DATA.get(model_name, "fashion-mnist"), split="test", n=n, seed=0)
+    name, data_name, norm, eps = case.split(":")
+    eps_f = float(eps)
+    model = load_model(name)
+    data = load(data_name, split="test", n=n, seed=0)
+    x, y = data.x, data.y
+    t_fw, t_bw = per_sample_times(model, x)
     rows = []
-    contenders = {
-        "standard": "standard",
-        "fast": "fast",
-        "pgd-100x10": [pgd_100x10],
-    }
-    reports = {}
-    for name, attacks in contenders.items():
+    for who in contenders:
+        counter = PassCounter(model)
         start = time.perf_counter()
-        reports[name] = evaluate(model, data, Linf(eps[0]), eps=eps, attacks=attacks, checks=False, progress=False,
-                                 batch_size=batch_size, device=device, keep_adversarials=False)
-        reports[name].timing["benchmark_s"] = time.perf_counter() - start
-    for e in eps:
-        key = f"linf:{e:g}"
-        codes = {k: torch.tensor(r.per_sample["broken_by"][key]) for k, r in reports.items()}
-        for name, report in reports.items():
-            res = next(r for r in report.results if r.threat == key)
-            other = "pgd-100x10" if name != "pgd-100x10" else "standard"
-            only = int(((codes[name] >= 0) & (codes[other] == -1)).sum())  # vs PGD (for PGD: vs standard)
-            rows.append({"model": model_name, "threat": key, "evaluation": name, "n": report.n,
-                         "clean_accuracy": report.clean_accuracy, "robust_accuracy": res.robust_accuracy,
-                         "gradients": res.gradients, "queries": res.queries, "broken_only_by_this": only,
-                         "broken_by": res.broken_by, "notes": report.config["notes"]})
-    rows.append({"model": model_name, "evaluation": "wall time (s), all eps",
-                 **{k: round(r.timing["benchmark_s"], 1) for k, r in reports.items()},
-                 "seconds_per_attack": {k: r.timing["attack_s"] for k, r in reports.items()}})
+        if who.startswith("torchattacks-aa"):
+            steps = 100 if who == "torchattacks-aa-100" else None
+            robust = int(torchattacks_aa(counter, x, y, norm, eps_f, batch_size, steps).sum())
+            extra = {}
+        else:
+            preset = who.removeprefix("advx-")
+            report = evaluate(counter, data, f"{norm}:{eps}", attacks=preset, checks=False, progress=False,
+                              batch_size=batch_size, keep_adversarials=False)
+            res = report.results[0]
+            robust = res.robust
+            extra = {"broken_by": res.broken_by, "passes_by_attack": res.passes_by_attack,
+                     "report_passes_total": report.cost["passes"]["total"]}
+        wall = time.perf_counter() - start
+        floor = counter.forwards * t_fw + counter.backwards * t_bw
+        lo, hi = clopper_pearson(robust, len(x))
+        rows.append({"model": name, "threat": f"{norm}:{eps}", "evaluation": who, "n": len(x), "robust": robust,
+                     "robust_accuracy": robust / len(x), "ci95": [lo, hi], "passes": counter.passes,
+                     "forwards": counter.forwards, "backwards": counter.backwards,
+                     "passes_per_point": counter.passes / len(x), "wall_s": wall, "floor_s": floor,
+                     "overhead": wall / floor - 1 if floor > 0 else None, **extra})
+        print(json.dumps(rows[-1]), flush=True)
+    base = next((r for r in rows if r["evaluation"] == "torchattacks-aa-100"), rows[0])
+    for r in rows:
+        r["pass_ratio"] = r["passes"] / base["passes"]
+        r["wall_ratio"] = r["wall_s"] / base["wall_s"]
     return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model | threat | evaluation | robust acc [95% CI] | passes | per point | x AA-100 passes | wall s | "
+            "x AA-100 wall | overhead vs floor |")
+    out = [head, "|" + "---|" * 10]
+    for r in rows:
+        ov = "" if r["evaluation"].startswith("torchattacks") or r["overhead"] is None else f"{100 * r['overhead']:+.0f}%"
+        out.append(f"| {r['model']} | {r['threat']} | {r['evaluation']} | {100 * r['robust_accuracy']:.1f}% "
+                   f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] | {r['passes']:,} | "
+                   f"{r['passes_per_point']:,.0f} | {r['pass_ratio']:.3f} | {r['wall_s']:.0f} | "
+                   f"{r['wall_ratio']:.2f} | {ov} |")
+    return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="fmnist-cnn,mnist-cnn")
+    ap.add_argument("--cases", default=CASES, help="model:data:norm:eps, comma-separated")
+    ap.add_argument("--contenders", default=CONTENDERS)
     ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--eps", default="0.03,0.1")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    eps = [float(e) for e in args.eps.split(",")]
     rows = []
-    print(f"{'model':<11} {'threat':<10} {'evaluation':<11} {'robust acc':>10} {'gradients':>10} {'queries':>11} "
-          f"{'only this':>9}")
-    for m in args.models.split(","):
-        for r in run(m, args.n, eps, args.device, args.batch_size):
-            rows.append(r)
-            if "robust_accuracy" in r:
-                print(f"{r['model']:<11} {r['threat']:<10} {r['evaluation']:<11} {100 * r['robust_accuracy']:>9.1f}% "
-                      f"{r['gradients']:>10,} {r['queries']:>11,} {r['broken_only_by_this']:>9}", flush=True)
-        wall = [r for r in rows if r["model"] == m and "robust_accuracy" not in r][-1]
-        print(f"{m:<11} wall time for all eps: standard {wall['standard']} s, fast {wall['fast']} s, "
-              f"pgd-100x10 {wall['pgd-100x10']} s; "
-              f"per attack: {json.dumps(wall['seconds_per_attack'])}")
+    for case in args.cases.split(","):
+        rows += run_case(case, args.n, args.contenders.split(","), args.batch_size)
+    print(table(rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "device": str(args.device), "torch": torch.__version__, "rows": rows}, f,
-                      indent=2)
+            json.dump({"args": vars(args), "torch": torch.__version__, "python": platform.python_version(),
+                       "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

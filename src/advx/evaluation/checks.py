@@ -23,13 +23,20 @@ rest of the run), and turns the merged evidence into a :class:`Check`:
   rises with eps somewhere: the attacks have not converged.
 * ``convergence``   -- a stronger attack (more iterations and restarts) on a
   sample of surviving points breaks a noticeable share of them.
+
+Every check follows one protocol, :class:`BaseCheck`: a ``name``, a per-batch
+``evidence`` step (given a :class:`BatchContext`; ``stage`` says whether it runs
+before the attacks, so its evidence can steer them, or after), a ``merge`` of the
+batches' evidence, and a ``verdict`` over the merged evidence. :data:`CHECKS`
+lists the instances in report order; adding a check is one class in that list.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -37,13 +44,11 @@ from torch import Tensor
 from advx.attacks.base import Attack
 from advx.attacks.losses import ce, margin
 from advx.model import ModelFn, input_gradient
-from advx.threat import L0, L1, L2, Linf, Threat
+from advx.threat import Threat
 
-__all__ = ["Check", "CHECKS", "gradient_evidence", "probability_evidence", "full_range", "unbounded_attack",
+__all__ = ["Check", "BaseCheck", "BatchContext", "RunInfo", "CHECKS", "NAMES", "names", "merge_evidence",
+           "gradient_evidence", "probability_evidence", "unbounded_attack",
            "stronger_attack", "verdicts"]
-
-#: every check, in report order
-CHECKS = ("gradients", "randomness", "probabilities", "black_box", "unbounded", "monotone", "convergence")
 
 GRADIENT_FRACTION = 0.05  #: share of masked gradients that raises the flag
 TINY_RATIO = 1e-3  #: gradient "tiny": first-order loss change across the ball < this x |margin|
@@ -73,22 +78,6 @@ class Check:
 
 
 # ----------------------------------------------------------------- evidence
-def _linear_gain(threat: Threat, grad: Tensor) -> Tensor:
-    """max over the ball (box ignored) of <grad, delta>: the dual norm times eps."""
-    g = grad.reshape(len(grad), -1).abs()
-    if isinstance(threat, Linf):
-        dual = g.sum(1)
-    elif isinstance(threat, L1):
-        dual = g.amax(1)
-    elif isinstance(threat, L0):
-        lo, hi = threat.box(grad)
-        width = float((hi - lo).max())
-        return g.topk(min(threat.k, g.shape[1]), dim=1).values.sum(1) * width
-    else:  # L2 and anything Euclidean-like (e.g. audio dB balls)
-        dual = g.norm(dim=1)
-    return dual * threat.radius(grad)
-
-
 def gradient_evidence(model: ModelFn, x: Tensor, y: Tensor, threat: Threat,
                       generator: torch.Generator) -> dict[str, Any]:
     """Input gradients at x and at a random point of the ball: counts of masked ones.
@@ -104,7 +93,7 @@ def gradient_evidence(model: ModelFn, x: Tensor, y: Tensor, threat: Threat,
         flat = grad.reshape(len(grad), -1)
         bad = ~torch.isfinite(flat).all(1) | ~torch.isfinite(loss)
         is_zero = (flat == 0).all(1) & ~bad
-        gain = _linear_gain(threat, torch.nan_to_num(grad))
+        gain = threat.linear_gain(torch.nan_to_num(grad), x)  # sup of <grad, d> over the ball (box ignored)
         is_tiny = (gain < TINY_RATIO * loss.abs()) & ~is_zero & ~bad
         ok = ~bad & ~is_zero
         if bool(ok.any()):
@@ -126,23 +115,6 @@ def probability_evidence(logits: Tensor, tol: float = 1e-3) -> dict[str, Any]:
     return {"rows": len(logits), "probability_rows": int(rows),
             "min_output": float(finite.min()) if finite.numel() else None,
             "max_output": float(finite.max()) if finite.numel() else None}
-
-
-def full_range(threat: Threat, x: Tensor) -> Threat:
-    """The same threat with eps covering the whole box (any valid input reachable)."""
-    lo, hi = threat.box(x[:1])
-    width = (hi - lo).expand_as(x[:1]).reshape(-1).to(torch.float64)
-    if isinstance(threat, Linf):
-        eps = float(width.max())
-    elif isinstance(threat, L2):
-        eps = float(width.norm())
-    elif isinstance(threat, L1):
-        eps = float(width.sum())
-    elif isinstance(threat, L0):
-        eps = width.numel()
-    else:
-        raise TypeError(f"no full-range radius for {type(threat).__name__}")
-    return threat.with_eps(eps)
 
 
 def unbounded_attack(threat: Threat) -> Attack:
@@ -295,24 +267,235 @@ def _convergence(per_threat: list[dict], n: int) -> Check:
     return Check("convergence", "ok", "a stronger attack found (almost) nothing more: " + "; ".join(detail), evidence)
 
 
-def verdicts(evidence: dict[str, Any], enabled: tuple[str, ...], eot: int | None) -> list[Check]:
-    """Turn merged evidence into one :class:`Check` per name in :data:`CHECKS`."""
-    out = []
-    for name in CHECKS:
-        if name not in enabled:
-            out.append(Check(name, "skipped", "disabled"))
-        elif name == "gradients":
-            out.append(_gradients(evidence.get("gradients")))
-        elif name == "randomness":
-            out.append(_randomness(evidence.get("randomness"), eot))
-        elif name == "probabilities":
-            out.append(_probabilities(evidence.get("probabilities")))
-        elif name == "black_box":
-            out.append(_black_box(evidence["black_box"]))
-        elif name == "unbounded":
-            out.append(_unbounded(evidence.get("unbounded")))
-        elif name == "monotone":
-            out.append(_monotone(evidence["monotone"]))
-        else:
-            out.append(_convergence(evidence.get("convergence", []), evidence["n"]))
+# ----------------------------------------------------------------- the protocol
+@dataclass
+class BatchContext:
+    """What a check's per-batch evidence step sees."""
+
+    b: int  #: batch index (with ``seed``, the parts of every seed drawn here)
+    seed: int
+    x: Tensor
+    y: Tensor
+    clean: Tensor  #: clean logits (through the evaluated model)
+    correct: Tensor  #: (B,) clean prediction correct
+    model: ModelFn  #: the evaluated model (EOT-averaged where eot is set), passes counted
+    raw_model: ModelFn  #: the model as given (one pass per call)
+    threats: list[Threat]
+    groups: list[list[int]]  #: threat indices by norm (and bounds), eps ascending
+    probe: int  #: points per batch a probing check may attack
+    broken: Tensor  #: (K, B) codes (ROBUST = -1); read it after the attacks
+    #: mark(k, rows, result): count the points ``result`` broke at threat k (for checks that attack)
+    mark: Callable[[int, Tensor, Any], None]
+    #: seeded(*parts): a context manager fixing the RNG from (seed, b, *parts); yields a generator
+    seeded: Callable[..., Any]
+
+
+@dataclass
+class RunInfo:
+    """What a verdict sees besides its own merged evidence."""
+
+    n: int
+    eot: int | None
+
+
+class BaseCheck:
+    """One check: per-batch evidence, merged over batches, judged once.
+
+    Subclasses set ``name`` and override :meth:`verdict` (and :meth:`evidence` where the check needs
+    per-batch evidence; :meth:`merge` where summing the evidence's counts is not the merge).
+    """
+
+    name: ClassVar[str] = ""
+    #: "before": the evidence step runs before the attacks (its evidence can steer them); "after": after
+    stage: ClassVar[str] = "after"
+    #: keys of the per-batch evidence that :meth:`merge` adds up (the others: see :meth:`merge`)
+    counts: ClassVar[tuple[str, ...]] = ()
+
+    def evidence(self, ctx: BatchContext) -> dict[str, Any] | None:
+        """This batch's evidence (JSON-able), or None: the check has no per-batch step."""
+        return None
+
+    def merge(self, items: list[Any]) -> Any:
+        """The merged evidence of the batches (in batch order): ``counts`` summed (a key an older
+        checkpoint lacks counts 0); None if no batch has any."""
+        items = [i for i in items if i]
+        if not items:
+            return None
+        return {k: sum(i.get(k, 0) for i in items) for k in self.counts}
+
+    def verdict(self, evidence: Any, run: RunInfo) -> Check:
+        raise NotImplementedError
+
+    def skipped(self, why: str) -> Check:
+        return Check(self.name, "skipped", why)
+
+
+def _extreme(items: list[dict], key: str, fn) -> Any:
+    vals = [i[key] for i in items if i and i.get(key) is not None]
+    return fn(vals) if vals else None
+
+
+class Gradients(BaseCheck):
+    name, stage = "gradients", "before"
+    counts = ("points", "zero", "nan", "tiny", "ce_zero")
+
+    def evidence(self, ctx):
+        largest = ctx.threats[ctx.groups[0][-1]]  # the largest eps of the first norm
+        with ctx.seeded("gradients") as gen:
+            return gradient_evidence(ctx.model, ctx.x, ctx.y, largest, gen)
+
+    def merge(self, items):
+        out = super().merge(items)
+        if out is not None:
+            out["min_gain_ratio"] = _extreme(items, "min_gain_ratio", min)
+        return out
+
+    def verdict(self, evidence, run):
+        return _gradients(evidence)
+
+
+class Randomness(BaseCheck):
+    name = "randomness"
+    counts = ("rows", "differing_rows", "prediction_changed")
+
+    def evidence(self, ctx):
+        from advx.evaluation.eot import is_random
+
+        with ctx.seeded("randomness"):
+            rows, diff, changed = is_random(ctx.raw_model, ctx.x)
+        return {"rows": len(ctx.x), "differing_rows": rows, "max_abs_diff": diff, "prediction_changed": changed}
+
+    def merge(self, items):
+        out = super().merge(items)
+        if out is not None:
+            out["max_abs_diff"] = _extreme(items, "max_abs_diff", max)
+        return out
+
+    def verdict(self, evidence, run):
+        return _randomness(evidence, run.eot)
+
+
+class Probabilities(BaseCheck):
+    name = "probabilities"
+    counts = ("rows", "probability_rows")
+
+    def evidence(self, ctx):
+        with ctx.seeded("probabilities"), torch.no_grad():
+            raw = ctx.clean if ctx.raw_model is ctx.model else ctx.raw_model(ctx.x)
+        return probability_evidence(raw)
+
+    def merge(self, items):
+        out = super().merge(items)
+        if out is not None:
+            out["min_output"] = _extreme(items, "min_output", min)
+            out["max_output"] = _extreme(items, "max_output", max)
+        return out
+
+    def verdict(self, evidence, run):
+        return _probabilities(evidence)
+
+
+class BlackBox(BaseCheck):
+    """Its evidence comes from the whole run's breakdown (built with the report), not from a batch step."""
+
+    name = "black_box"
+
+    def verdict(self, evidence, run):
+        return _black_box(evidence or {})
+
+
+class Unbounded(BaseCheck):
+    name = "unbounded"
+    counts = ("probed", "succeeded", "gradients")
+
+    def evidence(self, ctx):
+        rows = ctx.correct.nonzero().squeeze(1)[: ctx.probe]
+        probed = succeeded = gradients = 0
+        for group in ctx.groups:
+            threat = ctx.threats[group[-1]]
+            try:
+                full = threat.unbounded(ctx.x)
+            except TypeError:
+                continue
+            if len(rows):
+                with ctx.seeded(group[0], "unbounded") as gen:
+                    res = unbounded_attack(full)(ctx.model, ctx.x[rows], ctx.y[rows], generator=gen)
+                probed += len(rows)
+                succeeded += int(res.success.sum())
+                gradients += int(res.gradients.sum())
+        return {"probed": probed, "succeeded": succeeded, "gradients": gradients}
+
+    def verdict(self, evidence, run):
+        return _unbounded(evidence)
+
+
+class Monotone(BaseCheck):
+    """Its evidence (each eps's curve, attacked independently) comes from the whole run, with the report."""
+
+    name = "monotone"
+
+    def verdict(self, evidence, run):
+        return _monotone(evidence or [])
+
+
+class Convergence(BaseCheck):
+    """A stronger attack on a few surviving points per eps; what it breaks is counted."""
+
+    name = "convergence"
+
+    def evidence(self, ctx):
+        from advx.evaluation.schedule import ROBUST, threat_key
+
+        out = []
+        for k, threat in enumerate(ctx.threats):
+            robust = (ctx.broken[k] == ROBUST).nonzero().squeeze(1)
+            rows = robust[: ctx.probe]
+            entry = {"threat": threat_key(threat), "probed": len(rows), "broken": 0, "robust_before": len(robust)}
+            if len(rows):
+                with ctx.seeded(k, "convergence") as gen:
+                    res = stronger_attack(threat)(ctx.model, ctx.x[rows], ctx.y[rows], generator=gen)
+                entry["broken"] = int(res.success.sum())
+                ctx.mark(k, rows, res)
+            out.append(entry)
+        return out
+
+    def merge(self, items):
+        items = [i for i in items if i]
+        if not items:
+            return None
+        keys = ("probed", "broken", "robust_before")
+        return [{"threat": entries[0]["threat"], **{k: sum(e.get(k, 0) for e in entries) for k in keys}}
+                for entries in zip(*items)]
+
+    def verdict(self, evidence, run):
+        return _convergence(evidence or [], run.n)
+
+
+#: every check, in report order: adding a check is one class here
+CHECKS: list[BaseCheck] = [Gradients(), Randomness(), Probabilities(), BlackBox(), Unbounded(), Monotone(),
+                           Convergence()]
+
+
+def names() -> tuple[str, ...]:
+    """The names of :data:`CHECKS` (read at call time, so a check appended later counts)."""
+    return tuple(c.name for c in CHECKS)
+
+
+NAMES = names()  #: the built-in checks' names
+
+
+def merge_evidence(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each check's merged evidence from the batches' records (keyed by check name)."""
+    out = {}
+    for check in CHECKS:
+        merged = check.merge([m.get(check.name) for m in metas])
+        if merged is not None:
+            out[check.name] = merged
     return out
+
+
+def verdicts(evidence: dict[str, Any], enabled: tuple[str, ...], eot: int | None) -> list[Check]:
+    """Turn merged evidence into one :class:`Check` per check of :data:`CHECKS` (``evidence["n"]``: points)."""
+    run = RunInfo(n=evidence.get("n", 0), eot=eot)
+    return [check.verdict(evidence.get(check.name), run) if check.name in enabled else check.skipped("disabled")
+            for check in CHECKS]

@@ -14,21 +14,35 @@ not run.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["PassCounter", "Budget", "count_passes"]
+__all__ = ["PassCounter", "Budget", "BudgetExhausted", "count_passes"]
+
+
+class BudgetExhausted(RuntimeError):
+    """A model call would take the evaluation past its ``budget`` of passes."""
 
 
 class PassCounter(nn.Module):
-    """``model`` with counts of the samples passed forwards and backwards through it."""
+    """``model`` with counts of the samples passed forwards and backwards through it.
 
-    def __init__(self, model: nn.Module):
+    ``passes_per_call``: model passes one sample of a call costs (an EOT wrapper over N draws: N).
+    ``budget``: a shared :class:`Budget`; a call that could take it past its limit (forward, and a backward
+    where the input requires a gradient) raises :class:`BudgetExhausted` before it runs.
+    """
+
+    def __init__(self, model, passes_per_call: int = 1, budget: Budget | None = None):
         super().__init__()
         self.model = model
+        self.per_call = int(passes_per_call)
+        self.budget = budget
         self.forwards = 0
         self.backwards = 0
+        self.training = bool(getattr(model, "training", False))  # mirror the model (attack_mode restores it)
 
     @property
     def passes(self) -> int:
@@ -39,12 +53,20 @@ class PassCounter(nn.Module):
         self.forwards = self.backwards = 0
 
     def forward(self, x: Tensor) -> Tensor:
+        n = int(x.shape[0]) * self.per_call
+        grad = x.requires_grad and torch.is_grad_enabled()
+        budget = self.budget
+        if budget is not None:
+            budget.reserve(2 * n if grad else n)
         out = self.model(x)
-        n = int(x.shape[0])
         self.forwards += n
+        if budget is not None:
+            budget.charge(n)
         if out.requires_grad:
-            def hook(grad: Tensor) -> None:
+            def hook(g: Tensor) -> None:
                 self.backwards += n
+                if budget is not None:
+                    budget.charge(n)
 
             out.register_hook(hook)
         return out
@@ -52,24 +74,41 @@ class PassCounter(nn.Module):
 
 @dataclass
 class Budget:
-    """A hard cap on the model passes (forward + backward samples) an evaluation's attacks may spend."""
+    """A hard cap on model passes (forward + backward samples); ``limit`` None: no cap.
+
+    ``exempt`` (a counter of open :meth:`free` blocks) lets the clean forward of a batch through: it is
+    counted but never refused (it decides which points there are to attack).
+    """
 
     limit: int | None
     spent: int = 0
+    hit: bool = False  #: a call was refused
+    exempt: int = 0
 
     @property
     def exhausted(self) -> bool:
-        return self.limit is not None and self.spent >= self.limit
+        return self.hit or (self.limit is not None and self.spent >= self.limit)
 
     def left(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.spent, 0)
 
+    def reserve(self, passes: int) -> None:
+        if self.limit is not None and not self.exempt and self.spent + passes > self.limit:
+            self.hit = True
+            raise BudgetExhausted(f"budget of {self.limit:,} model passes reached ({self.spent:,} spent)")
+
     def charge(self, passes: int) -> None:
         self.spent += int(passes)
 
+    @contextmanager
+    def free(self):
+        self.exempt += 1
+        try:
+            yield
+        finally:
+            self.exempt -= 1
 
-def count_passes(model: nn.Module) -> PassCounter:
+
+def count_passes(model) -> PassCounter:
     """Wrap ``model`` (in its current mode) in a :class:`PassCounter`."""
-    counter = PassCounter(model)
-    counter.train(model.training)
-    return counter
+    return PassCounter(model)

@@ -9,7 +9,6 @@ checks, the exact configuration and seed, and per-sample outcomes.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
@@ -48,6 +47,11 @@ class ThreatResult:
     queries: int  #: model forward + backward passes of the ensemble (x EOT passes)
     gradients_by_attack: dict[str, int]
     queries_by_attack: dict[str, int]
+    #: model passes (forward + backward samples) counted at the model by a wrapper, per attack at this threat
+    passes_by_attack: dict[str, int] = field(default_factory=dict)
+    passes: int = 0  #: their sum (the ensemble's passes at this threat; checks not included)
+    passes_per_point: float = 0.0  #: passes / n
+    unfinished: int = 0  #: points some member did not run on because the budget ran out
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(vars(self))
@@ -77,9 +81,11 @@ class EvaluationReport:
     clean_ci95: tuple[float, float]
     results: list[ThreatResult]
     checks: list[C.Check]
-    cost: dict[str, int]
+    cost: dict[str, Any]
     timing: dict[str, Any]
     per_sample: dict[str, Any]
+    #: ``limit`` (None: none), ``spent``, ``exhausted``, ``not_run`` (attack, threat, points), ``unfinished``
+    budget: dict[str, Any] = field(default_factory=dict)
     adversarials: dict[str, Tensor] = field(default_factory=dict, repr=False)
     examples: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -105,7 +111,7 @@ class EvaluationReport:
         for c in self.checks:
             if c.name == name:
                 return c
-        raise ValueError(f"check: unknown {name!r}; choose from {list(C.CHECKS)}")
+        raise ValueError(f"check: unknown {name!r}; choose from {list(C.names())}")
 
     # -------------------------------------------------------------- output
     def to_dict(self, per_sample: bool = True) -> dict[str, Any]:
@@ -115,8 +121,11 @@ class EvaluationReport:
             "clean_ci95": list(self.clean_ci95),
             "results": [r.to_dict() for r in self.results],
             "checks": [c.to_dict() for c in self.checks],
-            "flags": self.flags, "cost": self.cost, "config": self.config, "timing": self.timing,
+            "flags": self.flags, "cost": self.cost, "budget": self.budget, "config": self.config,
+            "timing": self.timing,
         }
+        if self.examples:  # what the report shows; the images' tensors are report_tensors()
+            d["examples"] = [{k: v for k, v in e.items() if k not in ("x", "x_adv")} for e in self.examples]
         if per_sample:
             d["per_sample"] = self.per_sample
         return _clean_json(d)
@@ -180,16 +189,21 @@ class EvaluationReport:
         return console.export_text()
 
     def html(self) -> str:
-        """A self-contained HTML page (inline CSS and images)."""
-        import jinja2
+        """The self-contained HTML page, drawn by advx's one report renderer (``advx.report``).
 
-        env = jinja2.Environment(loader=jinja2.PackageLoader("advx.evaluation", "templates"),
-                                 autoescape=jinja2.select_autoescape(["html"]))
-        names = [a["name"] for a in self.config["attacks"]] + [PROBE]
-        return env.get_template("evaluation.html").render(
-            r=self, names=names, plot=_curve_png(self), plot_panels=len({r.norm for r in self.results}), examples=[_example_view(e) for e in self.examples],
-            config_json=json.dumps(_clean_json(self.config), indent=2),
-        )
+        (The job pipeline will call the renderer itself; until then this is the one place the
+        evaluation layer reaches up to it.)
+        """
+        from advx.report import render_report  # noqa: PLC0415
+
+        return render_report(self.to_dict(per_sample=False), self.report_tensors())
+
+    def report_tensors(self) -> dict[str, Tensor]:
+        """The example images' tensors: ``examples/x`` and ``examples/x_adv``, row j = ``examples[j]``."""
+        if not self.examples:
+            return {}
+        return {"examples/x": torch.stack([e["x"] for e in self.examples]),
+                "examples/x_adv": torch.stack([e["x_adv"] for e in self.examples])}
 
     # ------------------------------------------------------------ examples
     def attach_examples(self, model, x: Tensor, y: Tensor, device, classes=None, count: int = 8) -> None:
@@ -219,66 +233,6 @@ class EvaluationReport:
             })
 
 
-# ---------------------------------------------------------------- pictures
-def _curve_png(report: EvaluationReport) -> str | None:
-    if not report.results:
-        return None
-    import matplotlib.pyplot as plt
-
-    from advx.report.figures import figure_uri  # selects the Agg backend
-
-    norms = list(dict.fromkeys(r.norm for r in report.results))
-    fig, axes = plt.subplots(1, len(norms), figsize=(4.8 * len(norms), 3.3), squeeze=False, dpi=130)
-    for ax, norm in zip(axes[0], norms):
-        rs = [r for r in report.results if r.norm == norm]
-        eps = [0.0] + [r.eps for r in rs]
-        acc = [report.clean_accuracy] + [r.robust_accuracy for r in rs]
-        lo = [report.clean_ci95[0]] + [r.ci95[0] for r in rs]
-        hi = [report.clean_ci95[1]] + [r.ci95[1] for r in rs]
-        ax.fill_between(eps, [100 * v for v in lo], [100 * v for v in hi], color="#3d5afe", alpha=0.15, lw=0,
-                        label="95% CI")
-        ax.plot(eps, [100 * v for v in acc], "o-", color="#3d5afe", lw=1.8, ms=5, label="worst case")
-        ind = [report.clean_accuracy] + [r.independent_robust_accuracy for r in rs]
-        if ind != acc:
-            ax.plot(eps, [100 * v for v in ind], "x--", color="#c2362b", lw=1, label="each eps alone")
-        ax.set_xlabel(f"eps ({norm})")
-        ax.set_ylabel("robust accuracy (%)")
-        ax.set_ylim(-3, 103)
-        ax.grid(True, color="#e4e7ec", lw=0.8)
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return figure_uri(fig, bbox_inches="tight")
-
-
-def _image(t: Tensor, diverging: bool = False) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    a = t.detach().float()
-    if a.dim() == 3 and a.shape[0] in (1, 3):
-        a = a.permute(1, 2, 0)
-    a = a.squeeze(-1) if a.dim() == 3 and a.shape[-1] == 1 else a
-    arr = a.numpy()
-    buf = io.BytesIO()
-    if diverging:
-        m = float(abs(arr).max()) or 1.0
-        arr = arr.mean(-1) if arr.ndim == 3 else arr
-        plt.imsave(buf, arr, cmap="RdBu_r", vmin=-m, vmax=m, format="png")
-    else:
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - min(lo, 0.0)) / ((max(hi, 1.0) - min(lo, 0.0)) or 1.0)
-        plt.imsave(buf, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _example_view(e: dict[str, Any]) -> dict[str, Any]:
-    return {**{k: v for k, v in e.items() if k not in ("x", "x_adv")},
-            "clean_uri": _image(e["x"]), "adv_uri": _image(e["x_adv"]), "delta_uri": _image(e["x_adv"] - e["x"], True)}
-
-
 # ------------------------------------------------------------------- merge
 def _sum(items: list[dict | None], keys: tuple[str, ...]) -> dict[str, Any] | None:
     items = [i for i in items if i]
@@ -288,30 +242,17 @@ def _sum(items: list[dict | None], keys: tuple[str, ...]) -> dict[str, Any] | No
 
 
 def _merge_evidence(metas: list[dict[str, Any]]) -> dict[str, Any]:
-    ev: dict[str, Any] = {}
-    grads = [m.get("gradients") for m in metas]
-    if any(grads):
-        ev["gradients"] = _sum(grads, ("points", "zero", "nan", "tiny", "ce_zero"))
-        ratios = [g["min_gain_ratio"] for g in grads if g and g["min_gain_ratio"] is not None]
-        ev["gradients"]["min_gain_ratio"] = min(ratios) if ratios else None
-    rnd = [m.get("randomness") for m in metas]
-    if any(rnd):
-        ev["randomness"] = _sum(rnd, ("rows", "differing_rows", "prediction_changed"))
-        ev["randomness"]["max_abs_diff"] = max(r["max_abs_diff"] for r in rnd if r)
-    prob = [m.get("probabilities") for m in metas]
-    if any(prob):
-        ev["probabilities"] = _sum(prob, ("rows", "probability_rows"))
-        for key, fn in (("min_output", min), ("max_output", max)):
-            vals = [p[key] for p in prob if p and p[key] is not None]
-            ev["probabilities"][key] = fn(vals) if vals else None
-    unb = [m.get("unbounded") for m in metas]
-    if any(unb):
-        ev["unbounded"] = _sum(unb, ("probed", "succeeded", "gradients"))
-    conv = [m["convergence"] for m in metas if "convergence" in m]
-    if conv:
-        ev["convergence"] = [{"threat": entries[0]["threat"], **_sum(list(entries), ("probed", "broken", "robust_before"))}
-                             for entries in zip(*conv)]
-    return ev
+    return C.merge_evidence(metas)
+
+
+def _merge_not_run(metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """(attack, threat) -> points not run, over the batches, in first-seen order."""
+    out: dict[tuple, int] = {}
+    for m in metas:
+        for e in m.get("not_run", []):
+            key = (e["attack"], e["threat"])
+            out[key] = out.get(key, 0) + e["points"]
+    return [{"attack": a, "threat": t, "points": p} for (a, t), p in out.items()]
 
 
 def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], threats, specs, config: dict,
@@ -331,10 +272,14 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
     independent = torch.cat([t["broken_by"] for t in tensors], dim=1).long()
     grads = torch.stack([t["gradients"] for t in tensors]).sum(0)
     queries = torch.stack([t["queries"] for t in tensors]).sum(0)
+    passes = torch.stack([t.get("passes", torch.zeros_like(t["queries"])) for t in tensors]).sum(0)
+    unfinished = torch.cat([t.get("unfinished", torch.zeros(t["broken_by"].shape, dtype=torch.bool))
+                            for t in tensors], dim=1)
     keys = [threat_key(t) for t in threats]
     adv = {k: torch.cat([t[f"x_adv/{k}"] for t in tensors]) for k in keys if f"x_adv/{k}" in tensors[0]}
     names = [s.name for s in specs] + [PROBE]
     n, K, A = len(correct), len(threats), len(specs)
+    counted = passes  # model passes counted at the model (already x EOT draws)
     passes = eot or 1
 
     # carry examples from smaller to larger eps of the same norm and bounds
@@ -371,6 +316,9 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
             queries=int(queries[k, :A].sum()) * passes,
             gradients_by_attack={names[a]: int(grads[k, a]) * passes for a in range(A + 1)},
             queries_by_attack={names[a]: int(queries[k, a]) * passes for a in range(A + 1)},
+            passes_by_attack={names[a]: int(counted[k, a]) for a in range(A)},
+            passes=int(counted[k, :A].sum()), passes_per_point=int(counted[k, :A].sum()) / max(n, 1),
+            unfinished=int((unfinished[k] & (final[k] == ROBUST)).sum()),
         ))
 
     evidence = _merge_evidence(metas)
@@ -389,6 +337,26 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
     clean_k = int(correct.sum())
     cost = {"gradients": int(grads[:, :A].sum()) * passes, "queries": int(queries[:, :A].sum()) * passes,
             "check_gradients": (check_grads + int(grads[:, A].sum())) * passes, "model_passes_per_call": passes}
+    phases = {k: sum(m.get("passes", {}).get(k, 0) for m in metas) for k in ("clean", "attacks", "checks", "total")}
+    cost["passes"] = {**phases, "per_point": phases["total"] / max(n, 1),
+                      "attacks_per_point": phases["attacks"] / max(n, 1),
+                      "by_attack": {names[a]: int(counted[:, a].sum()) for a in range(A)},
+                      "per_point_by_attack": {names[a]: int(counted[:, a].sum()) / max(n, 1) for a in range(A)},
+                      "counted": "forward + backward samples through the model, counted by a wrapper at the model"}
+    not_run = _merge_not_run(metas)
+    limits = [m["budget"]["limit"] for m in metas if m.get("budget")]
+    budget = {"limit": limits[0] if limits else None, "spent": phases["total"] - phases["clean"],
+              "exhausted": bool(not_run) or any(m.get("budget", {}).get("exhausted") for m in metas),
+              "not_run": not_run,
+              "unfinished": {keys[k]: int((unfinished[k] & (final[k] == ROBUST)).sum()) for k in range(K)}}
+    if budget["exhausted"] and not_run:
+        left = ", ".join(f"{e['attack']} on {e['points']} points" + (f" at {e['threat']}" if e["threat"] else "")
+                         for e in not_run)
+        config = {**config, "notes": [*config.get("notes", []),
+                                       f"stopped at the budget of {budget['limit']:,} model passes "
+                                       f"({budget['spent']:,} spent after the clean forwards): not run: {left}. "
+                                       "Robust accuracy counts the unfinished points as robust, so it is an upper "
+                                       "bound"]}
     timing = {"wall_time_s": wall_time, "batch_time_s": sum(m.get("wall_time_s", 0.0) for m in metas),
               "attack_s": {names[a]: sum(m["attack_seconds"][a] for m in metas if "attack_seconds" in m)
                            for a in range(A)},
@@ -398,7 +366,9 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
     per_sample = {"codes": {"-2": "misclassified clean", "-1": "robust", **{str(i): a for i, a in enumerate(names)}},
                   "clean_correct": [bool(v) for v in correct.tolist()],
                   "broken_by": {keys[k]: final[k].tolist() for k in range(K)},
-                  "carried": {keys[k]: carried[k].nonzero().squeeze(1).tolist() for k in range(K)}}
+                  "carried": {keys[k]: carried[k].nonzero().squeeze(1).tolist() for k in range(K)},
+                  "unfinished": {keys[k]: (unfinished[k] & (final[k] == ROBUST)).nonzero().squeeze(1).tolist()
+                                 for k in range(K)}}
     return EvaluationReport(config=config, n=n, clean_correct=clean_k, clean_accuracy=clean_k / n,
                             clean_ci95=clopper_pearson(clean_k, n), results=results, checks=check_list, cost=cost,
-                            timing=timing, per_sample=per_sample, adversarials=adv)
+                            timing=timing, per_sample=per_sample, budget=budget, adversarials=adv)
