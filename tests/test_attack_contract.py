@@ -137,6 +137,10 @@ def test_result_inside_threat_judged_by_the_model_and_counted(name, norm, seed, 
         pred = model.model(res.x_adv).argmax(1)
     assert torch.equal(res.success, pred == target if target is not None else pred != y)
     assert torch.equal(res.logits.argmax(1), pred)
+    with torch.no_grad():
+        clean = model.model(x).argmax(1)
+    already = clean == target if target is not None else clean != y
+    assert bool(res.success[already].all())  # never worse than x: an input adversarial at x stays a success
     for t in (res.success, res.queries, res.gradients, res.distance, res.logits, res.clean_correct):
         assert t.device == x.device and len(t) == len(x)
     assert bool((res.queries >= res.gradients).all() and (res.queries >= 2).all())
