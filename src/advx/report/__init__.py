@@ -32,7 +32,8 @@ __all__ = ["render_report", "write_report", "write_page", "rebuild_report", "pag
            "fmt_num", "fmt_rate", "fmt_time", "fmt_count", "table_rows"]
 
 _TEMPLATES = {"attack": "attack.html", "evaluate": "evaluate.html", "certify": "matrix.html",
-              "transfer": "matrix.html", "text attack": "examples.html", "audio attack": "examples.html"}
+              "transfer": "matrix.html", "text attack": "examples.html", "audio attack": "examples.html",
+              "audio universal": "examples.html"}
 
 
 @lru_cache(maxsize=1)

@@ -33,7 +33,7 @@ from torch import Tensor  # noqa: E402
 
 __all__ = ["robustness_plot", "evaluation_curve", "certified_curve", "transfer_heatmap", "audio_figure", "image_uri",
            "perturbation_uri", "magnitude_uri", "is_image", "PALETTE", "png_uri", "figure_uri", "bounds_range",
-           "MAGNITUDE_STOPS", "signed_swatches"]
+           "MAGNITUDE_STOPS", "signed_swatches", "audible_map"]
 
 #: one colour per attack, in order of appearance (colour-blind friendly, Okabe & Ito 2008)
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -293,4 +293,22 @@ def audio_figure(clean: Tensor, adv: Tensor, sample_rate: int) -> str:
         for ax in axes[:, j]:
             ax.tick_params(labelsize=7)
             ax.spines[["top", "right"]].set_visible(False)
+    return figure_uri(fig)
+
+
+def audible_map(audible: Tensor, sample_rate: int, hop: int = 256, limit: float = 40.0) -> str:
+    """Perturbation power minus the clip's masking threshold (dB; frames x bins): red above (audible),
+    blue below, white at the threshold; clipped to +-``limit`` dB."""
+    a = audible.detach().float().cpu().numpy().T  # bins x frames
+    frames = a.shape[1]
+    fig, ax = plt.subplots(figsize=(10.5, 1.9), dpi=90)
+    im = ax.imshow(a, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                   extent=(0, frames * hop / sample_rate, 0, sample_rate / 2000))
+    ax.set_ylabel("kHz", fontsize=8)
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    cb.set_label("dB over threshold", fontsize=7)
+    cb.ax.tick_params(labelsize=7)
+    fig.tight_layout()
     return figure_uri(fig)

@@ -24,7 +24,7 @@ from advx.report.format import FORMATTERS, MISSING, fmt_count, fmt_eps, fmt_norm
 
 __all__ = ["page_kind", "medium_of", "build_page", "KINDS", "cell", "pointer", "resolve"]
 
-KINDS = ("attack", "evaluate", "certify", "transfer", "text attack", "audio attack")
+KINDS = ("attack", "evaluate", "certify", "transfer", "text attack", "audio attack", "audio universal")
 _ALIASES = {"demo": "attack", "advx attack": "attack", "advx demo": "attack", "advx evaluate": "evaluate",
             "advx certify": "certify", "advx transfer": "transfer", "advx text attack": "text attack",
             "text": "text attack", "advx audio attack": "audio attack", "audio": "audio attack"}
@@ -63,7 +63,7 @@ def medium_of(results: dict[str, Any], kind: str) -> str:
     m = results.get("medium")
     if m in ("image", "text", "audio"):
         return m
-    return {"text attack": "text", "audio attack": "audio"}.get(kind, "image")
+    return {"text attack": "text", "audio attack": "audio", "audio universal": "audio"}.get(kind, "image")
 
 
 # -------------------------------------------------------------------------- cells
@@ -758,7 +758,8 @@ _AUDIO_COLS = (("attacked", "Attacked", "count"), ("success_rate", "Success rate
                ("mean_db_x", "Mean dB_x", "db"), ("median_db_x", "Median dB_x", "db"),
                ("mean_snr_db", "Mean SNR", "db"), ("mean_queries", "Queries / clip", "rate"),
                ("success_16bit_wav", "Success as 16-bit WAV", "pct"),
-               ("success_after_playback", "Survives playback", "pct"))
+               ("success_after_playback", "Survives playback", "pct"),
+               ("median_above_threshold", "Energy above masking (median)", "pct"))
 
 
 def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str) -> dict[str, Any]:
@@ -799,7 +800,7 @@ def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str
     from advx.report.partials import audio_examples  # noqa: PLC0415
 
     return {
-        "title": "Audio attack",
+        "title": "Universal audio perturbation" if page_kind(results) == "audio universal" else "Audio attack",
         "subtitle": sub,
         "cards": cards,
         "notes": [str(n) for n in results.get("notes", [])],
@@ -809,7 +810,7 @@ def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str
         "cost": cost_block(results),
         "examples": audio_examples(results, tensors),
         "reproduce": reproduce_block(results, [("Run", run), ("Attack", attack)]),
-        "footer": "advx audio attack · every number on this page is in results.json",
+        "footer": f"advx {page_kind(results)} · every number on this page is in results.json",
     }
 
 
@@ -819,7 +820,8 @@ def _short_repr(r: Any) -> str:
 
 
 _BUILDERS = {"attack": _attack_page, "evaluate": _evaluate_page, "certify": _certify_page,
-             "transfer": _transfer_page, "text attack": _text_page, "audio attack": _audio_page}
+             "transfer": _transfer_page, "text attack": _text_page, "audio attack": _audio_page,
+             "audio universal": _audio_page}
 
 
 _CELL = {"text": MISSING, "src": None, "fmt": None, "agg": None, "key": None, "value": None, "num": False,

@@ -152,7 +152,7 @@ def text_examples(results: dict[str, Any]) -> dict[str, Any] | None:
 def audio_examples(results: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any] | None:
     """Audio pages: per shown clip and mode, players for the clean clip, the adversarial clip and the
     perturbation (normalised to half scale), and the waveforms and spectrograms of the three."""
-    from advx.report.figures import audio_figure  # noqa: PLC0415
+    from advx.report.figures import audible_map, audio_figure  # noqa: PLC0415
     from advx.report.media import wav_uri  # noqa: PLC0415
 
     examples = results.get("examples") or []
@@ -168,7 +168,8 @@ def audio_examples(results: dict[str, Any], tensors: dict[str, Tensor]) -> dict[
         item = {"index": i, "mode": mode, "label": e.get("label_name", e.get("label")),
                 "pred": e.get("pred_name", e.get("pred")), "target": e.get("target_name"),
                 "ok": bool(e.get("success")), "db": fmt_db(e.get("db_x")), "speaker": e.get("speaker"),
-                "players": [], "figure": None}
+                "players": [], "figure": None, "audible": None,
+                "above": fmt_pct(e["above_threshold"]) if e.get("above_threshold") is not None else None}
         item["pill"] = (("reached" if item["target"] is not None else "fooled") if item["ok"]
                         else ("missed" if item["target"] is not None else "held"))
         files = e.get("wav") or {}
@@ -179,6 +180,9 @@ def audio_examples(results: dict[str, Any], tensors: dict[str, Tensor]) -> dict[
             item["players"] = [("clean", wav_uri(clean, sr)), ("adversarial", wav_uri(a, sr)),
                                ("perturbation (normalised to half scale)", wav_uri(loud, sr))]
             item["figure"] = audio_figure(clean, a, sr)
+            aud = tensors.get(f"audible/{mode}")
+            if aud is not None and i < len(aud) and aud[i].dim() == 2:
+                item["audible"] = audible_map(aud[i], sr)
         else:
             item["players"] = [(k, v) for k, v in files.items()]
         shown.append(item)
