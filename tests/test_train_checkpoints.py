@@ -160,3 +160,20 @@ def test_cli_train_refuses_to_overwrite_and_to_resume_a_damaged_checkpoint(tmp_p
     assert main(args + ["--resume"]) == 2
     assert "checksum" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_cli_trains_the_keyword_spotter_through_the_same_loop(tmp_path, capsys):
+    """Speech through the one loop: advx.audio's data, model and playback augmentation, adversarially (PGD in dB)."""
+    out = tmp_path / "kws.safetensors"
+    args = ["train", "--arch", "kws", "--data", "digits", "--epochs", "1", "--n-train", "16", "--eval-n", "8",
+            "--n-test", "8", "--batch-size", "8", "--width", "2", "--optimizer", "adamw", "--schedule", "onecycle",
+            "--label-smoothing", "0.05", "--defense", "pgd", "--threat", "db:-30", "--steps", "1", "--no-progress",
+            "--out", str(out)]
+    assert main(args) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["arch"] == "kws" and meta["train_clips"] == 16 and meta["test_clips"] == 8
+    assert meta["recipe"]["defense_options"] == {"threat": "db:-30", "steps": 1}
+    assert "--threat db:-30" in meta["command"] and "val accuracy" in capsys.readouterr().out
+    _, ckpt_meta = read_checkpoint(out.with_suffix(".ckpt.safetensors"))
+    assert json.loads(ckpt_meta["fingerprint"])["model"]["class"] == "KeywordSpotter"
+    assert main(args[:-2] + ["--data", "mnist", "--out", str(tmp_path / "x.safetensors")]) == 2  # kws needs digits

