@@ -1,0 +1,76 @@
+"""The job pipeline's parts: JobConfig round trip, fingerprints that name what differs, progress inside a batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from advx.jobs import JobConfig, fingerprint
+from advx.jobs.fingerprint import data_sha256, model_sha256
+
+
+def _config(**kw) -> JobConfig:
+    base = dict(command="attack", argv=["advx", "attack", "--out", "a"], model={"spec": "m", "sha256": "1" * 64},
+                data={"spec": "d", "sha256": "2" * 64}, seed=3, n=10, batch_size=4, device="cpu",
+                options={"threats": ["linf:0.1"], "steps": (5, 6)})
+    base.update(kw)
+    return JobConfig(**base)
+
+
+def test_job_config_round_trips_through_json_and_keys_only_what_changes_numbers():
+    c = _config()
+    assert JobConfig.from_json(c.to_json()) == c and c.options["steps"] == [5, 6]  # JSON types
+    assert c.command_line == "advx attack --out a"
+    moved = _config(argv=["advx", "attack", "--out", "b", "--resume"], device="cuda")
+    assert fingerprint(moved) == fingerprint(c)  # another shell, folder or device: the same run
+    assert fingerprint(_config(seed=4)) != fingerprint(c)
+
+
+def test_fingerprint_differences_name_the_part_that_differs():
+    c = _config()
+    assert fingerprint(c).differences(fingerprint(c)) == []
+    other = fingerprint(_config(options={"threats": ["linf:0.3"], "steps": [5, 6]}))
+    (what,) = other.differences(fingerprint(c))
+    assert what.startswith("configuration (options.threats: ") and "linf:0.3" in what
+    weights = fingerprint(_config(model={"spec": "m", "sha256": "9" * 64}))
+    assert weights.differences(fingerprint(c)) == ["model weights (sha256 111111111111 -> 999999999999)"]
+    data = fingerprint(_config(data={"spec": "d", "sha256": "8" * 64}))
+    assert data.differences(fingerprint(c)) == ["data (sha256 222222222222 -> 888888888888)"]
+
+
+def test_model_and_data_hashes_see_every_weight_and_value():
+    torch.manual_seed(0)
+    a = nn.Linear(3, 2)
+    h = model_sha256(a)
+    with torch.no_grad():
+        a.bias[0] += 1e-6
+    assert model_sha256(a) != h
+    x, y = torch.zeros(2, 3), torch.tensor([0, 1])
+    assert data_sha256(x, y) != data_sha256(x, torch.tensor([1, 0])) and len(data_sha256(x, y)) == 64
+
+
+def test_evaluate_and_attack_jobs_tick_inside_their_first_batch():
+    from advx.jobs.attack import AttackJob
+    from advx.jobs.evaluate import EvaluateJob
+    from advx.threat import Linf
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    x = torch.rand(6, 1, 4, 4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    ticks: list[float] = []
+    job = EvaluateJob(model, (x, y), "linf:0.2", attacks="fgsm,pgd", checks=False, batch_size=6, argv=["advx"])
+    job.run_batch(0, ticks.append)
+    assert len(ticks) == 3 and abs(sum(ticks) - 6) < 1e-9  # after each member, then the checks
+
+    class Data:
+        pass
+
+    data = Data()
+    data.x, data.y, data.classes = x, y, ["a", "b", "c"]
+    cfg = JobConfig("attack", argv=["advx"], batch_size=6, n=6)
+    attack = AttackJob(model, data, [("fgsm", [Linf(0.1), Linf(0.2)]), ("pgd", [Linf(0.2)])], config=cfg, steps=2)
+    ticks.clear()
+    attack.run_batch(0, ticks.append)
+    assert ticks == [6, 6, 6] and attack.units(0) == 18  # one tick per (attack, radius) row
