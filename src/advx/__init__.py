@@ -32,9 +32,8 @@ from advx.attacks import (
     Square,
 )
 from advx.evaluation import EvaluationReport, evaluate
-from advx.model import LabelOnly, Normalized, QueryBudgetExceeded, ScoresOnly
+from advx.model import LabelOnly, Normalized, QueryBudgetExceeded, ScoresOnly, load_model
 from advx.threat import L0, L1, L2, Decibels, Linf, Threat, parse_threat
-from advx.zoo import load_model
 
 __version__ = "0.1.0"
 

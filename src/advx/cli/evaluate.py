@@ -111,7 +111,7 @@ def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks
         model_spec={"spec": model, "info": model_meta.get("info", {}),
                     **({"defense": defense, "adaptive": adaptive} if defense else {})},
         data_spec={"spec": data, "name": getattr(ds, "name", data), "split": getattr(ds, "split", split),
-                   "source": getattr(ds, "source", data), "seed": seed},
+                   "source": getattr(ds, "source", data), "seed": seed, "classes": list(getattr(ds, "classes", []))},
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return

@@ -3,16 +3,19 @@
 * :mod:`~advx.model.core` -- :class:`Normalized`, the :func:`attack_mode` guard,
   :class:`QueryCounter`, :func:`input_gradient` (the one place gradients are taken);
 * :mod:`~advx.model.blackbox` -- :class:`ScoresOnly` / :class:`LabelOnly`, budgeted black-box views;
+* :mod:`~advx.model.loading` -- :func:`load_model` for every model spec (zoo, files,
+  ``module:function``, ``hf:``; ``mean``/``std``), :func:`check_model_fits`; :mod:`~advx.model.hf`;
 * :mod:`~advx.model.remote` -- :class:`HTTPModel`, a deployed classifier behind HTTP;
 * :mod:`~advx.model.eot` -- :class:`EOT` (expectation over transformation), image transforms,
   the adversarial patch.
 """
 
-from advx.model.blackbox import LabelOnly, QueryBudgetExceeded, ScoresOnly
+from advx.model.blackbox import InvalidScores, LabelOnly, QueryBudgetExceeded, ScoresOnly
 from advx.model.core import ModelFn, Normalized, QueryCounter, attack_mode, input_gradient
 from advx.model.eot import EOT, AdversarialPatch, BrightnessContrast, Compose, GaussianNoise, RandomAffine
+from advx.model.loading import check_model_fits, load_model, load_model_with_info
 from advx.model.remote import HTTPModel, RemoteModelError
 
 __all__ = ["Normalized", "attack_mode", "QueryCounter", "input_gradient", "ModelFn", "ScoresOnly", "LabelOnly",
-           "QueryBudgetExceeded", "HTTPModel", "RemoteModelError", "EOT", "RandomAffine", "BrightnessContrast",
-           "GaussianNoise", "Compose", "AdversarialPatch"]
+           "QueryBudgetExceeded", "InvalidScores", "HTTPModel", "RemoteModelError", "EOT", "RandomAffine", "BrightnessContrast",
+           "GaussianNoise", "Compose", "AdversarialPatch", "load_model", "load_model_with_info", "check_model_fits"]

@@ -15,8 +15,9 @@ from advx.zoo.loading import (
     model_info,
     save_model,
     sidecar_path,
+    validate_sidecar,
     weights_path,
 )
 
 __all__ = ["ARCHITECTURES", "LeNet", "WideCNN", "build", "ZOO", "ZooEntry", "load_model", "model_info",
-           "save_model", "sidecar_path", "weights_path", "ExportedModule", "git_revision"]
+           "save_model", "sidecar_path", "weights_path", "ExportedModule", "git_revision", "validate_sidecar"]

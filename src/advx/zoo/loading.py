@@ -8,17 +8,28 @@ A model spec is one of:
   own header;
 * a ``.pt2`` archive made by ``torch.export.save`` -- loaded with
   ``torch.load(weights_only=True)`` forced for every tensor inside it;
-* ``"package.module:function"`` -- a Python callable returning an ``nn.Module``;
+* ``"package.module:function"`` -- a Python callable returning an ``nn.Module``,
+  imported with the working directory first on ``sys.path`` (like ``python -m``;
+  restored afterwards), so ``--model mymodels:build`` finds ``./mymodels.py``;
+  ``"path/to/file.py:function"`` imports that file;
 * an ``nn.Module`` -- returned as is (in eval mode).
+
+``hf:<dir or hub id>`` (Hugging Face image classifiers) and ``--mean/--std`` are
+handled one layer up, by :func:`advx.model.load_model`, which also applies a
+sidecar's ``mean``/``std``. Sidecar JSON is validated (:func:`validate_sidecar`:
+types, ranges, sizes) before anything is built from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
+import math
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -33,7 +44,7 @@ from torch import Tensor, nn
 from advx.zoo.architectures import ARCHITECTURES, build
 
 __all__ = ["ZooEntry", "ZOO", "load_model", "model_info", "save_model", "sidecar_path", "ExportedModule",
-           "weights_path", "git_revision"]
+           "weights_path", "git_revision", "validate_sidecar", "import_callable", "SIDECAR_LIMITS"]
 
 
 @dataclass(frozen=True)
@@ -101,14 +112,80 @@ def _header(path: Path) -> dict[str, str]:
         return f.metadata() or {}
 
 
+#: bounds on sidecar fields used to build a model: checked before anything is allocated
+SIDECAR_LIMITS = {"in_channels": (1, 16), "num_classes": (1, 100_000), "size": (4, 512)}
+#: largest sidecar (or header metadata) read, in bytes
+MAX_SIDECAR_BYTES = 1 << 20
+
+
+def _int_field(meta: dict, key: str, where: str) -> None:
+    if key not in meta:
+        return
+    v, (lo, hi) = meta[key], SIDECAR_LIMITS[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{where}: {key!r} must be an integer in {lo}..{hi}, got {v!r}")
+
+
+def validate_sidecar(meta: Any, where: str = "sidecar") -> dict[str, Any]:
+    """``meta`` if its fields have the right types and ranges, else ValueError naming the field.
+
+    Checked: ``arch`` (a known architecture), ``in_channels``/``num_classes``/``size``
+    (integers within :data:`SIDECAR_LIMITS`, so ``num_classes: 1e9`` is refused
+    before any allocation), ``mean``/``std`` (1 or ``in_channels`` finite numbers,
+    std > 0), ``classes`` (strings, one per class). Other keys are kept as they are.
+    """
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: must be a JSON object, got {type(meta).__name__}")
+    if "arch" in meta and (not isinstance(meta["arch"], str) or meta["arch"] not in ARCHITECTURES):
+        raise ValueError(f"{where}: 'arch' must be one of {sorted(ARCHITECTURES)}, got {meta['arch']!r}")
+    for key in SIDECAR_LIMITS:
+        _int_field(meta, key, where)
+    channels = meta.get("in_channels")
+    for key in ("mean", "std"):
+        if key not in meta or meta[key] is None:
+            continue
+        v = meta[key]
+        v = [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        if (not isinstance(v, list) or not v or len(v) > 16
+                or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) for e in v)):
+            raise ValueError(f"{where}: {key!r} must be a number or a list of 1-16 finite numbers, got {meta[key]!r}")
+        if channels is not None and len(v) not in (1, channels):
+            raise ValueError(f"{where}: {key!r} has {len(v)} values for {channels} input channels")
+        if key == "std" and min(v) <= 0:
+            raise ValueError(f"{where}: 'std' must be > 0, got {meta[key]!r}")
+    if ("mean" in meta) != ("std" in meta):
+        raise ValueError(f"{where}: give both 'mean' and 'std' (or neither)")
+    if "classes" in meta:
+        c = meta["classes"]
+        if not isinstance(c, list) or len(c) > SIDECAR_LIMITS["num_classes"][1] or not all(isinstance(e, str)
+                                                                                            for e in c):
+            raise ValueError(f"{where}: 'classes' must be a list of class-name strings")
+        if "num_classes" in meta and len(c) != meta["num_classes"]:
+            raise ValueError(f"{where}: {len(c)} 'classes' for num_classes {meta['num_classes']}")
+    return meta
+
+
+def _read_json(text: str, where: str) -> Any:
+    if len(text) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"{where}: {len(text)} bytes of metadata is more than a sidecar holds "
+                         f"({MAX_SIDECAR_BYTES} bytes)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
+
+
 def _safetensors_meta(path: Path) -> dict[str, Any]:
     side = sidecar_path(path)
     if side.exists():
-        return json.loads(side.read_text())
+        if side.stat().st_size > MAX_SIDECAR_BYTES:
+            raise ValueError(f"{side}: {side.stat().st_size} bytes is more than a sidecar holds "
+                             f"({MAX_SIDECAR_BYTES} bytes)")
+        return validate_sidecar(_read_json(side.read_text(), str(side)), str(side))
     header = _header(path)
     if "metadata" in header:
-        return json.loads(header["metadata"])
-    return {"arch": header["arch"]} if "arch" in header else {}
+        return validate_sidecar(_read_json(header["metadata"], f"{path} header"), f"{path} header")
+    return validate_sidecar({"arch": header["arch"]}, f"{path} header") if "arch" in header else {}
 
 
 def _load_safetensors(path: Path, arch: str | None) -> nn.Module:
@@ -164,18 +241,85 @@ def _load_exported(path: Path) -> nn.Module:
     return ExportedModule(program.module())
 
 
-def _load_callable(spec: str) -> nn.Module:
-    module_name, _, attr = spec.partition(":")
+@contextlib.contextmanager
+def _cwd_first() -> Iterator[str]:
+    """The working directory first on ``sys.path`` (as ``python -m`` does), removed again afterwards."""
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    importlib.invalidate_caches()
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"model spec {spec!r}: cannot import module {module_name!r} ({e})") from e
+        yield cwd
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(cwd)  # the first occurrence: ours (unless the import itself put another in front)
+
+
+def _import_file(path: Path, spec: str) -> Any:
+    name = f"advx_user_{path.stem}"
+    loader = importlib.util.spec_from_file_location(name, path)
+    if loader is None or loader.loader is None:
+        raise ValueError(f"model spec {spec!r}: cannot import {path}")
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[name] = module
+    with _cwd_first():
+        try:
+            loader.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(name, None)
+            raise ValueError(f"model spec {spec!r}: importing {path} failed: {type(e).__name__}: {e}") from e
+    return module
+
+
+def import_callable(spec: str) -> Any:
+    """The object ``module:attr`` (or ``path/file.py:attr``) names, imported with the working directory first.
+
+    ValueError says what failed: no such module (and where it was looked for), an
+    error inside the module's own import, or no such attribute (listing those it has).
+    """
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"model spec {spec!r}: expected 'module:function', e.g. mymodels:build")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"model spec {spec!r}: {module_name} does not exist")
+        module = _import_file(path.resolve(), spec)
+    else:
+        with _cwd_first() as cwd:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as e:
+                if e.name is not None and module_name.startswith(e.name) and module_name[len(e.name):][:1] in ("", "."):
+                    where = Path(cwd) / (module_name.replace(".", os.sep) + ".py")
+                    raise ValueError(
+                        f"model spec {spec!r}: no module {module_name!r} in the working directory ({where} does "
+                        f"not exist) or on the Python path; run advx from the folder holding it, or give the "
+                        f"file: --model path/to/{module_name.rsplit('.', 1)[-1]}.py:{attr}") from None
+                raise ValueError(f"model spec {spec!r}: importing {module_name} failed: {e} "
+                                 f"(a package it needs is missing)") from e
+            except Exception as e:
+                raise ValueError(f"model spec {spec!r}: importing {module_name} failed: "
+                                 f"{type(e).__name__}: {e}") from e
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise ValueError(f"model spec {spec!r}: {module_name!r} has no attribute {attr!r}")
+            have = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+                          and getattr(v, "__module__", None) == module.__name__)[:12]
+            raise ValueError(f"model spec {spec!r}: {module_name!r} has no attribute {attr!r}"
+                             + (f"; it defines {', '.join(have)}" if have else ""))
         target = getattr(target, part)
-    model = target() if callable(target) and not isinstance(target, nn.Module) else target
+    return target
+
+
+def _load_callable(spec: str) -> nn.Module:
+    target = import_callable(spec)
+    if callable(target) and not isinstance(target, nn.Module):
+        try:
+            model = target()
+        except Exception as e:
+            raise ValueError(f"model spec {spec!r}: calling it failed: {type(e).__name__}: {e}") from e
+    else:
+        model = target
     if not isinstance(model, nn.Module):
         raise TypeError(f"model spec {spec!r} returned {type(model).__name__}, expected a torch.nn.Module")
     return model
@@ -189,13 +333,15 @@ def _kind(spec: str | Path) -> str:
         return "safetensors"
     if text.endswith(".pt2"):
         return "torch.export"
+    if text.startswith("hf:"):
+        return "hf"
     if ":" in text and not Path(text).exists():
         return "python"
     if text.endswith((".pt", ".pth", ".ckpt", ".bin", ".pkl")):
         raise ValueError(f"model spec {text!r}: pickled checkpoints are not loaded (they can run code); "
                          "save the state_dict with safetensors or export the model with torch.export")
     raise ValueError(f"model spec {text!r}: expected a zoo name ({', '.join(sorted(ZOO))}), a .safetensors file, "
-                     "a .pt2 torch.export archive, or 'module:function'")
+                     "a .pt2 torch.export archive, 'module:function' or hf:<dir or hub id>")
 
 
 def load_model(spec: str | Path | nn.Module, arch: str | None = None, device: str | torch.device = "cpu"
@@ -214,6 +360,9 @@ def load_model(spec: str | Path | nn.Module, arch: str | None = None, device: st
         model = _load_safetensors(Path(spec), arch)
     elif kind == "torch.export":
         model = _load_exported(Path(spec))
+    elif kind == "hf":
+        raise ValueError(f"model spec {str(spec)!r}: hf: models load through advx.model.load_model "
+                         "(it applies the image processor's normalisation)")
     else:
         model = _load_callable(str(spec))
     return model.to(device).eval()
