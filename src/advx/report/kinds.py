@@ -92,7 +92,7 @@ def cell(results: dict[str, Any], keys: tuple | list, fmt: str = "value", **extr
 def sum_cell(results: dict[str, Any], keys: list[tuple], fmt: str = "count") -> dict[str, Any]:
     """A cell showing the sum of several results.json values (each pointer is on the page)."""
     if not keys:
-        return txt(MISSING)
+        return txt(MISSING, num=True)
     ptrs = [pointer(*k) for k in keys]
     value = sum(resolve(results, p) for p in ptrs)
     return {"text": FORMATTERS[fmt](value), "src": " ".join(ptrs), "agg": "sum", "fmt": fmt, "value": value,
@@ -296,7 +296,7 @@ def _attack_summary(results: dict[str, Any], colors: dict[str, str]) -> dict[str
                     c["bar"] = c["value"]
                 cells.append(c)
             else:
-                cells.append(txt(MISSING))
+                cells.append(txt(MISSING, num=True))
         rows.append(row(cells, data_run=r["id"]))
     cols = [col("Attack", False), col("Threat", False)] + [col(label) for _, label, _ in keys]
     targeted = bool(results.get("targeting"))
@@ -477,18 +477,23 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
     for k, t in enumerate(threats[:3]):
         cards.append(card(f"Robust · {t['threat']}", cell(results, ("results", k, "robust_accuracy"), "pct"),
                           "95% interval " + FORMATTERS["ci"](t.get("ci95"))))
-    # robust accuracy per threat
+    # robust accuracy per threat (+ the passes counted at the model and the points a budget left unattacked)
+    per_point = [(key, name, fmt) for key, name, fmt in (("passes_per_point", "Model passes / point", "rate"),
+                                                          ("unfinished", "Unfinished (budget)", "count"))
+                 if threats and all(key in t for t in threats) and (key != "unfinished" or any(t[key] for t in threats))]
     rows = []
     for k, t in enumerate(threats):
         ra = cell(results, ("results", k, "robust_accuracy"), "pct")
         ra["bar"] = t["robust_accuracy"]
+        extra = [cell(results, ("results", k, key), fmt) for key, _, fmt in per_point if key in t]
         rows.append(row([lbl(t["threat"]), ra, cell(results, ("results", k, "ci95"), "ci"),
                          cell(results, ("results", k, "independent_robust_accuracy"), "pct"),
                          cell(results, ("results", k, "robust"), "count"),
-                         cell(results, ("results", k, "carried"), "count")], data_threat=t["threat"]))
+                         cell(results, ("results", k, "carried"), "count"), *extra], data_threat=t["threat"]))
     per_threat = table("threat-table", [col("Threat", False), col("Robust acc."), col("95% interval"),
                                         col("Each ε alone", title="robust accuracy when each eps is attacked alone"),
-                                        col("Robust points"), col("From smaller ε")], rows,
+                                        col("Robust points"), col("From smaller ε")]
+                       + [col(name) for _, name, _ in per_point], rows,
                        note=f"Robust accuracy counts a point only if it is classified correctly and no attack broke "
                             f"it. “From smaller ε”: points broken by an example found at a smaller ε of the same norm. "
                             f"{fmt_count(results['n'] - results['clean_correct'])} of {fmt_count(results['n'])} points "
@@ -496,18 +501,19 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
     # per attack: points broken first at each threat, and what the attack cost
     timing = results.get("timing") or {}
     attack_names = list(dict.fromkeys([*names, *(n for t in threats for n in t.get("broken_by", {}))]))
+    counted = "passes_by_attack" if threats and all(t.get("passes_by_attack") for t in threats) else "queries_by_attack"
     brows = []
     for a in attack_names:
         cells = [lbl(a, code=True)]
         for k, t in enumerate(threats):
             cells.append(cell(results, ("results", k, "broken_by", a), "count") if a in t.get("broken_by", {})
-                         else txt(MISSING))
+                         else txt(MISSING, num=True))
         cells += [sum_cell(results, [("results", k, "gradients_by_attack", a) for k, t in enumerate(threats)
                                      if a in t.get("gradients_by_attack", {})], "count"),
-                  sum_cell(results, [("results", k, "queries_by_attack", a) for k, t in enumerate(threats)
-                                     if a in t.get("queries_by_attack", {})], "count")]
+                  sum_cell(results, [("results", k, counted, a) for k, t in enumerate(threats)
+                                     if a in t.get(counted, {})], "count")]
         cells.append(cell(results, ("timing", "attack_s", a), "time") if a in timing.get("attack_s", {})
-                     else txt(MISSING))
+                     else txt(MISSING, num=True))
         brows.append(row(cells, data_attack=a))
     breakdown = table("attack-table", [col("Attack", False)] + [col(t["threat"]) for t in threats]
                       + [col("Gradients"), col("Model passes"), col("Time")], brows,
@@ -522,6 +528,11 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
         cost_rows.append(("wall time", FORMATTERS["time"](timing["wall_time_s"])))
     if "world_size" in timing:
         cost_rows.append(("processes", fmt_count(timing["world_size"])))
+    budget = results.get("budget")
+    if isinstance(budget, dict) and budget:
+        cost_rows += [(f"budget · {k}", v) for k, v in kv_rows({kk: vv for kk, vv in budget.items()
+                                                                 if kk != "limit"})]
+        cost_rows.insert(0, ("budget", "none" if budget.get("limit") is None else fmt_value(budget["limit"])))
     flags = results.get("flags") or []
     checks = checks_block(results.get("checks"))
     skipped = [c["name"] for c in checks if c["status"] == "skipped"]
@@ -769,7 +780,7 @@ def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str
     for i, r in enumerate(rows_in):
         cells = [lbl(r.get("mode", i))]
         for key, _, fmt in keys:
-            c = cell(results, ("results", i, key), fmt) if key in r else txt(MISSING)
+            c = cell(results, ("results", i, key), fmt) if key in r else txt(MISSING, num=True)
             if key == "success_rate" and key in r:
                 c["bar"] = r[key]
             cells.append(c)
