@@ -177,3 +177,18 @@ def test_cli_trains_the_keyword_spotter_through_the_same_loop(tmp_path, capsys):
     _, ckpt_meta = read_checkpoint(out.with_suffix(".ckpt.safetensors"))
     assert json.loads(ckpt_meta["fingerprint"])["model"]["class"] == "KeywordSpotter"
     assert main(args[:-2] + ["--data", "mnist", "--out", str(tmp_path / "x.safetensors")]) == 2  # kws needs digits
+
+
+def test_cli_trains_a_text_cnn_through_the_same_loop_in_advx_text_format(tmp_path):
+    from advx.text.models import load_text_model
+
+    out = tmp_path / "tw.safetensors"
+    args = ["train", "--arch", "wordcnn", "--data", "tweets", "--epochs", "1", "--n-train", "64", "--eval-n", "16",
+            "--batch-size", "32", "--max-len", "24", "--vocab-size", "300", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["architecture"] == "WordCNN" and meta["train_size"] == 64 and 0 <= meta["test_accuracy"] <= 1
+    _, ckpt_meta = read_checkpoint(out.with_suffix(".ckpt.safetensors"))
+    assert json.loads(ckpt_meta["fingerprint"])["data"]["tokenizer"]["max_len"] == 24
+    assert load_text_model(out.with_suffix(".json")) is not None  # what advx text attack --model OUT.json reads
+    assert main(args[:-2] + ["--data", "mnist", "--out", str(tmp_path / "x.safetensors")]) == 2

