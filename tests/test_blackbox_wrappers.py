@@ -44,7 +44,7 @@ def test_numpy_callable_gives_the_same_attack_as_the_torch_model():
     y = lin(x).argmax(1)
     attack = Square(Linf(0.3), queries=40)
     a = attack(lin, x, y)
-    wrapped = ScoresOnly(fn, budget=6 * (40 + 2))
+    wrapped = ScoresOnly(fn, budget=6 * 40)  # queries=40 is the whole per-sample bill
     b = attack(wrapped, x, y)
     torch.testing.assert_close(b.x_adv, a.x_adv)
     assert torch.equal(a.success, b.success) and torch.equal(a.queries, b.queries)
@@ -57,10 +57,10 @@ def test_an_attack_at_its_budget_fits_and_one_query_less_raises():
     y = lin(x).argmax(1)
     q = 25
     used = Square(Linf(1e-3), queries=q)(ScoresOnly(fn), x, y).queries  # a tiny eps: nobody is fooled
-    assert torch.equal(used, torch.full((3,), q + 2))
-    Square(Linf(1e-3), queries=q)(ScoresOnly(fn, budget=3 * (q + 2)), x, y)
+    assert torch.equal(used, torch.full((3,), q))  # a hard budget: the contract's 2 forwards included
+    Square(Linf(1e-3), queries=q)(ScoresOnly(fn, budget=3 * q), x, y)
     with pytest.raises(QueryBudgetExceeded):
-        Square(Linf(1e-3), queries=q)(ScoresOnly(fn, budget=3 * (q + 2) - 1), x, y)
+        Square(Linf(1e-3), queries=q)(ScoresOnly(fn, budget=3 * q - 1), x, y)
 
 
 def test_gradients_never_leak_through_a_black_box():
