@@ -42,7 +42,7 @@ from torch import Tensor
 from advx.attacks.base import Attack, AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
 from advx.attacks.losses import LossFn, dlr, get_loss, margin
 from advx.attacks.registry import register
-from advx.threat import L1, Threat, per_sample
+from advx.threat import Threat, per_sample
 
 __all__ = ["APGD", "APGDT", "checkpoints"]
 
@@ -114,7 +114,7 @@ class APGD(Attack):
         threat, x0 = self.threat, ctx.x[idx]
         y = ctx.y[idx]
         target = ctx.labels(idx)[1] if loss_target is None else loss_target
-        sparse = isinstance(threat, L1)
+        sparse = threat.p == 1  # l1-APGD: sparse steps
         n, steps = len(idx), self.steps
         eps = threat.radius(x0)
         eta_max = (1.0 if sparse else 2.0) * eps

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from advx.attacks.base import CONTRACT_QUERIES, Attack, AttackContext, in_range, positive_int, query_budget
 from advx.attacks.registry import register
-from advx.threat import Linf, Threat, per_sample
+from advx.threat import Threat, per_sample
 
 __all__ = ["HopSkipJump", "decision", "find_starts", "boundary_search", "settle"]
 
@@ -116,7 +116,7 @@ def boundary_search(ctx: AttackContext, threat: Threat, idx: Tensor, x0: Tensor,
     L2: points (1 - a) x0 + a x_adv, a in [0, 1]; Linf: x0 + clip(x_adv - x0, -a, a),
     a in [0, ||x_adv - x0||_inf]. Returns the adversarial end and queries used.
     """
-    linf = isinstance(threat, Linf)
+    linf = threat.p == math.inf
     d = x_adv - x0
     high = d.flatten(1).abs().amax(1) if linf else torch.ones(len(x0), dtype=x0.dtype, device=x0.device)
     low = torch.zeros_like(high)
@@ -168,7 +168,7 @@ class HopSkipJump(Attack):
         self.gamma = in_range("gamma", gamma, 0, low_open=True)
         self.init_tries, self.batch_size = positive_int("init_tries", init_tries), positive_int("batch_size", batch_size)
         self.early_stop = bool(early_stop)
-        self.linf = isinstance(threat, Linf)
+        self.linf = threat.p == math.inf
 
     def run(self, ctx: AttackContext) -> Tensor:
         threat, x = self.threat, ctx.x

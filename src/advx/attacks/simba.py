@@ -33,7 +33,7 @@ from torch import Tensor
 
 from advx.attacks.base import CONTRACT_QUERIES, Attack, AttackContext, as_image, in_range, query_budget
 from advx.attacks.registry import register
-from advx.threat import Linf, Threat
+from advx.threat import Threat
 
 __all__ = ["SimBA", "dct_matrix"]
 
@@ -64,7 +64,7 @@ class SimBA(Attack):
                  seed: int = 0):
         super().__init__(threat, seed)
         if basis is None:
-            basis = "pixel" if isinstance(threat, Linf) else "dct"
+            basis = "pixel" if threat.p == math.inf else "dct"
         if basis not in ("pixel", "dct"):
             raise ValueError(f"basis must be 'pixel' or 'dct', got {basis!r}")
         self.queries, self.basis = query_budget(queries), basis
@@ -108,7 +108,7 @@ class SimBA(Attack):
         img = as_image(x0)
         shape = tuple(img.shape)
         n, c, h, w = shape
-        eps = self.step if self.step is not None else (threat.eps if isinstance(threat, Linf) else 0.2)
+        eps = self.step if self.step is not None else (threat.eps if threat.p == math.inf else 0.2)
         mats = (dct_matrix(h, x.dtype, x.device), dct_matrix(w, x.dtype, x.device)) if self.basis == "dct" else None
         order = self._order(n, c, h, w, ctx.generator, x.device)
         cur = x0.clone()

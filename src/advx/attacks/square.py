@@ -49,7 +49,7 @@ from advx.attacks.base import (
 )
 from advx.attacks.losses import LossFn, get_loss
 from advx.attacks.registry import register
-from advx.threat import L2, Threat, per_sample
+from advx.threat import Threat, per_sample
 
 __all__ = ["Square", "p_schedule"]
 
@@ -141,7 +141,7 @@ class Square(Attack):
         self.queries = query_budget(queries, self.restarts)
         self.p_init = in_range("p_init", p_init, 0, 1, low_open=True)
         self.loss = get_loss(loss)
-        self.l2 = isinstance(threat, L2)
+        self.l2 = threat.p == 2  # the threat's geometry, not its type
 
     def run(self, ctx: AttackContext) -> Tensor:
         return best_of_restarts(ctx, self.restarts, lambda idx: self._search(ctx, idx))
