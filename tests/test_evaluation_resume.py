@@ -32,7 +32,7 @@ def _env(delay: str = "0") -> dict[str, str]:
 
 def _numbers(out: Path) -> dict:
     report = json.loads((out / "results.json").read_text())
-    for key in ("timing", "wall_time_s", "argv", "command_line", "config"):  # how and where it ran, not numbers
+    for key in ("timing", "wall_time_s", "argv", "command_line", "config", "environment"):  # how and where it ran
         report.pop(key)
     return report
 
