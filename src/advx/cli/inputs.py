@@ -1,4 +1,5 @@
-"""The user's model and data on the command line: ``--mean/--std``, ``--resize/--center-crop``, ``--allow-large-eps``.
+"""The user's model and data on the command line: ``--mean/--std``, ``--resize/--center-crop``,
+``--allow-large-eps``, ``--import MODULE`` (a user's own registered attacks).
 
 The options are in :data:`advx.cli.options.SHARED` (every command that takes
 :func:`~advx.cli.options.run_options` has them; values in ``run.extra``).
@@ -41,6 +42,21 @@ def _center_crop(defaults: dict[str, Any]):
                         help="Image folders: crop the centre N x N (or H x W) after --resize.")
 
 
+def _import_now(ctx, param, value):
+    from advx.zoo.loading import import_user_module  # noqa: PLC0415
+
+    for name in value or ():
+        import_user_module(name, f"--import {name!r}")
+    return list(value or ())
+
+
+def _imports(defaults: dict[str, Any]):
+    return click.option("--import", "imports", multiple=True, metavar="MODULE", callback=_import_now,
+                        is_eager=True, expose_value=True,
+                        help="Import MODULE (or path/file.py) from the working directory first, e.g. one whose "
+                             "@register'ed attacks --attack/--attacks then name (repeatable).")
+
+
 def _allow_large_eps(defaults: dict[str, Any]):
     return click.option("--allow-large-eps", "allow_large_eps", is_flag=True,
                         help="Accept a radius that covers half the data range or more (Linf) or the box "
@@ -49,7 +65,7 @@ def _allow_large_eps(defaults: dict[str, Any]):
 
 #: (name, factory) pairs for advx.cli.options.SHARED
 SHARED_OPTIONS = [("mean", _mean), ("std", _std), ("resize", _resize), ("center_crop", _center_crop),
-                  ("allow_large_eps", _allow_large_eps)]
+                  ("allow_large_eps", _allow_large_eps), ("imports", _imports)]
 
 
 def _jsonable(d: Any) -> Any:

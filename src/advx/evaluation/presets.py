@@ -196,6 +196,10 @@ PRESETS: dict[str, list[Member]] = {
 def _from_name(name: str) -> AttackSpec:
     base, _, steps = name.partition(":")
     base = base.strip().lower()
+    if base not in NAMES and not steps:
+        registered = _registered(base)
+        if registered is not None:
+            return registered
     if base not in NAMES:
         raise ValueError(f"attacks: unknown attack {name!r}; use one of {sorted(NAMES)}, a preset ({', '.join(PRESETS)}), "
                          "an Attack object or a callable threat -> Attack")
@@ -209,6 +213,21 @@ def _from_name(name: str) -> AttackSpec:
             raise ValueError(f"attacks: {name!r}: the part after ':' must be a step count") from None
         make = _apgdt(k) if base == "apgd-t" else _apgd(k, "ce" if base == "apgd-ce" else "dlr")
     return AttackSpec(base if not steps else f"{base}({k})", make, supports, min_norm)
+
+
+def _registered(name: str) -> AttackSpec | None:
+    """Any other attack of the registry (a user's own, registered with advx.attacks.registry.register)."""
+    from advx.attacks import registry
+
+    try:
+        info = registry.get(name)
+    except ValueError:
+        return None
+
+    def make(threat: Threat) -> Attack:
+        return registry.build_attack(info.name, threat)
+
+    return AttackSpec(info.name, make, info.supports, info.kind == "minimum-norm")
 
 
 def _from_member(member: Member) -> AttackSpec:

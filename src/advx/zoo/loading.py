@@ -44,7 +44,8 @@ from torch import Tensor, nn
 from advx.zoo.architectures import ARCHITECTURES, build
 
 __all__ = ["ZooEntry", "ZOO", "load_model", "model_info", "save_model", "sidecar_path", "ExportedModule",
-           "weights_path", "git_revision", "validate_sidecar", "import_callable", "SIDECAR_LIMITS"]
+           "weights_path", "git_revision", "validate_sidecar", "import_callable", "import_user_module",
+           "SIDECAR_LIMITS"]
 
 
 @dataclass(frozen=True)
@@ -254,11 +255,11 @@ def _cwd_first() -> Iterator[str]:
             sys.path.remove(cwd)  # the first occurrence: ours (unless the import itself put another in front)
 
 
-def _import_file(path: Path, spec: str) -> Any:
+def _import_file(path: Path, what: str) -> Any:
     name = f"advx_user_{path.stem}"
     loader = importlib.util.spec_from_file_location(name, path)
     if loader is None or loader.loader is None:
-        raise ValueError(f"model spec {spec!r}: cannot import {path}")
+        raise ValueError(f"{what}: cannot import {path}")
     module = importlib.util.module_from_spec(loader)
     sys.modules[name] = module
     with _cwd_first():
@@ -266,8 +267,35 @@ def _import_file(path: Path, spec: str) -> Any:
             loader.loader.exec_module(module)
         except Exception as e:
             sys.modules.pop(name, None)
-            raise ValueError(f"model spec {spec!r}: importing {path} failed: {type(e).__name__}: {e}") from e
+            raise ValueError(f"{what}: importing {path} failed: {type(e).__name__}: {e}") from e
     return module
+
+
+def import_user_module(module_name: str, what: str | None = None, attr: str | None = None) -> Any:
+    """Import ``module_name`` (or a ``path/file.py``) with the working directory first on ``sys.path``.
+
+    ValueError says what failed: no such module (and where it was looked for), or
+    an error inside the module's own import. ``what`` starts the messages (default: the module's name).
+    """
+    what = what or repr(module_name)
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"{what}: {module_name} does not exist")
+        return _import_file(path.resolve(), what)
+    with _cwd_first() as cwd:
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and module_name.startswith(e.name) and module_name[len(e.name):][:1] in ("", "."):
+                where = Path(cwd) / (module_name.replace(".", os.sep) + ".py")
+                raise ValueError(
+                    f"{what}: no module {module_name!r} in the working directory ({where} does "
+                    f"not exist) or on the Python path; run advx from the folder holding it, or give the "
+                    f"file: path/to/{module_name.rsplit('.', 1)[-1]}.py{':' + attr if attr else ''}") from None
+            raise ValueError(f"{what}: importing {module_name} failed: {e} (a package it needs is missing)") from e
+        except Exception as e:
+            raise ValueError(f"{what}: importing {module_name} failed: {type(e).__name__}: {e}") from e
 
 
 def import_callable(spec: str) -> Any:
@@ -279,27 +307,7 @@ def import_callable(spec: str) -> Any:
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"model spec {spec!r}: expected 'module:function', e.g. mymodels:build")
-    if module_name.endswith(".py"):
-        path = Path(module_name)
-        if not path.is_file():
-            raise FileNotFoundError(f"model spec {spec!r}: {module_name} does not exist")
-        module = _import_file(path.resolve(), spec)
-    else:
-        with _cwd_first() as cwd:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as e:
-                if e.name is not None and module_name.startswith(e.name) and module_name[len(e.name):][:1] in ("", "."):
-                    where = Path(cwd) / (module_name.replace(".", os.sep) + ".py")
-                    raise ValueError(
-                        f"model spec {spec!r}: no module {module_name!r} in the working directory ({where} does "
-                        f"not exist) or on the Python path; run advx from the folder holding it, or give the "
-                        f"file: --model path/to/{module_name.rsplit('.', 1)[-1]}.py:{attr}") from None
-                raise ValueError(f"model spec {spec!r}: importing {module_name} failed: {e} "
-                                 f"(a package it needs is missing)") from e
-            except Exception as e:
-                raise ValueError(f"model spec {spec!r}: importing {module_name} failed: "
-                                 f"{type(e).__name__}: {e}") from e
+    module = import_user_module(module_name, f"model spec {spec!r}", attr)
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
