@@ -427,3 +427,17 @@ def test_universal_audio_page_draws_the_masking_threshold(browser, rendered):
 def test_reproduce_block_has_the_command_and_versions(rendered, name):
     page = rendered[name][2]
     assert 'id="command"' in page and 'id="versions"' in page
+
+
+def test_an_evaluate_run_folder_redraws_the_same_page(tmp_path):
+    """The page of an evaluate run folder comes back from its results.json and adversarial.safetensors alone."""
+    from advx.evaluation import evaluate
+    from advx.report import rebuild_report
+
+    model, x, y = _rgb_problem(12)
+    evaluate(model, (x, y), "linf:0.05", attacks="fast", batch_size=12, progress=False, checks=["gradients"],
+             out_dir=str(tmp_path / "run"), description={"model": "tests:rgb-linear", "data": "random"})
+    page = (tmp_path / "run" / "report.html").read_text()
+    again = rebuild_report(tmp_path / "run", tmp_path / "again.html").read_text()
+    assert again == page
+    assert page.count("<img ") >= 2  # the curve and the examples' images, drawn from the saved tensors
