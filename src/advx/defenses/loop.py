@@ -563,8 +563,9 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
             stats = EpochStats(epoch + 1, loss_sum / seen, correct / scored if scored else math.nan, test_acc,
                                time.perf_counter() - t0, lr)
             history.append(stats)
-            log.info("epoch %d/%d: loss %.4f, train acc %.4f%s, %.1f s", stats.epoch, config.epochs, stats.loss,
-                     stats.train_accuracy, "" if test_acc is None else f", test acc {test_acc:.4f}", stats.seconds)
+            log.info("epoch %d/%d: loss %.4f%s%s, %.1f s", stats.epoch, config.epochs, stats.loss,
+                     f", train acc {stats.train_accuracy:.4f}" if scored else "",
+                     "" if test_acc is None else f", test acc {test_acc:.4f}", stats.seconds)
             if checkpoint is not None and rank == 0:
                 save_checkpoint(checkpoint, model, optimizer, epoch + 1, config, history, fp)
             elif checkpoint is None:
