@@ -402,6 +402,14 @@ def test_inline_diff_rebuilds_both_texts():
             assert "".join(t for k, t in p["parts"] if k != "del") == p["after"]
 
 
+def test_inline_diff_ignores_edits_that_do_not_add_up():
+    original, perturbed = "a good day", "a goood day"
+    wrong = [{"start": 0, "before": "good", "after": "goood"}]  # not where "good" is
+    pieces = inline_diff(original, perturbed, wrong, context=None)
+    assert "".join(p["text"] if p["kind"] == "same" else p["after"] for p in pieces) == perturbed
+    assert [p["before"] for p in pieces if p["kind"] == "edit"] == ["good"]
+
+
 def test_audio_page_plays_and_draws_each_example(browser, rendered):
     results, _, page = rendered["audio"]
     n = len(results["examples"])

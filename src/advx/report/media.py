@@ -69,6 +69,18 @@ def _word_edits(original: str, perturbed: str) -> list[dict[str, Any]]:
     return edits
 
 
+def _consistent(original: str, perturbed: str, edits: list[dict[str, Any]]) -> bool:
+    """The edits, applied to the original at their positions, give the perturbed text."""
+    out, pos = [], 0
+    for e in sorted(edits, key=lambda e: int(e["start"])):
+        start = int(e["start"])
+        if start < pos or original[start:start + len(e["before"])] != e["before"]:
+            return False
+        out += [original[pos:start], e["after"]]
+        pos = start + len(e["before"])
+    return "".join(out) + original[pos:] == perturbed
+
+
 def inline_diff(original: str, perturbed: str, edits: list[dict[str, Any]] | None = None,
                 context: int | None = 240) -> list[dict[str, Any]]:
     """The adversarial text read inline: a list of pieces ``{"kind": "same", "text": ...}`` and
@@ -77,14 +89,12 @@ def inline_diff(original: str, perturbed: str, edits: list[dict[str, Any]] | Non
     to their ends around "…" (None: never). The edits are the attack's own (``start`` in the
     original, ``before``, ``after``); without them a word diff of the two strings finds them.
     """
-    if edits is None or (not edits and original != perturbed):
-        edits = _word_edits(original, perturbed)
+    if edits is None or (not edits and original != perturbed) or not _consistent(original, perturbed, edits):
+        edits = _word_edits(original, perturbed)  # the attack's own edits are missing or do not add up
     pieces: list[dict[str, Any]] = []
     pos = 0
     for e in sorted(edits, key=lambda e: e["start"]):
         start = int(e["start"])
-        if start < pos:  # overlapping edits: the results are inconsistent; show the rest as a plain diff
-            break
         pieces.append({"kind": "same", "text": original[pos:start]})
         pieces.append({"kind": "edit", "before": e["before"], "after": e["after"],
                        "parts": _char_diff(e["before"], e["after"])})
