@@ -386,6 +386,18 @@ def test_bad_attack_arguments():
         PGD(Linf(0.1))(TinyNet().eval(), *_data(7, "cpu"), nonfinite="ignore")
 
 
+def test_a_model_whose_class_count_changes_mid_attack_is_refused_by_name():
+    calls = []
+
+    def fickle(z):  # 5 classes at the clean input, 4 afterwards (a remote model redeployed mid-run)
+        calls.append(len(z))
+        return z.flatten(1)[:, : 5 if len(calls) == 1 else 4] * 1.0
+
+    x, y = _data(9, "cpu")
+    with pytest.raises(ValueError, match=r"shape \(\d+, 4\) during Square, but 5 classes at the clean input"):
+        build_attack("square", Linf(0.1), queries=20)(fickle, x.flatten(1), y)
+
+
 def test_a_model_that_cannot_take_the_dtype_gets_a_named_error():
     w = torch.randn(36, 5)
 

@@ -172,7 +172,7 @@ class Attack(ABC):
             clean_logits = _first_forward(guarded, xw)
             counter.add(None, forwards=1)
             _check_logits(clean_logits, n)
-            num_classes = clean_logits.shape[1]
+            num_classes = guarded.classes = clean_logits.shape[1]
             _check_labels(y, target, num_classes)
             clean_ok = _finite_rows(clean_logits)
             clean_success = is_adversarial(clean_logits, y, target) & clean_ok
@@ -261,9 +261,14 @@ class _FiniteLogits:
 
     def __init__(self, model: ModelFn, attack: str, raise_: bool = True):
         self.model, self.attack, self.raise_ = model, attack, raise_
+        self.classes: int | None = None  #: set after the clean forward: every later output must keep it
 
     def __call__(self, x: Tensor) -> Tensor:
         out = self.model(x)
+        if self.classes is not None and (not isinstance(out, Tensor) or out.dim() != 2 or out.shape[1] != self.classes):
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(f"model returned logits of shape {got} during {self.attack}, but {self.classes} classes "
+                             "at the clean input; a model must keep its class count")
         if self.raise_ and isinstance(out, Tensor) and out.is_floating_point():
             finite = torch.isfinite(out.detach())
             if not bool(finite.all()):
