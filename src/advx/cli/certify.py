@@ -49,14 +49,12 @@ def _radii(value: str) -> list[float]:
 def command(model: str, data: str, split: str, sigma: float, samples: int, n0: int, alpha: float, radii: str,
             chunk: int, no_progress: bool, run: RunOptions) -> None:
     """Certify a Gaussian-smoothed classifier's L2 robustness (Cohen et al. 2019) and plot the curve."""
-    from advx.cli.attack import load_model_spec
+    from advx.cli.inputs import load_model_and_data
     from advx.jobs import run_job
-    from advx.jobs.attack import load_data
     from advx.jobs.certify import CertifyJob
 
     radius_list = _radii(radii)
-    net, meta = load_model_spec(model, run.device)
-    ds = load_data(data, split=split, n=run.n, seed=run.seed)
+    net, meta, ds = load_model_and_data(model, data, split, run)
     x, y = ds.x.to(run.device), ds.y.to(run.device)
     job = CertifyJob(net, x, y, sigma, n0=n0, n=samples, alpha=alpha, radii=radius_list, seed=run.seed, chunk=chunk,
                      batch_size=run.batch_size, device=run.device,

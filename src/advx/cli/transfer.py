@@ -23,23 +23,28 @@ def command(models: str, data_spec: str, split: str, attack: str, threat_spec: s
             run: RunOptions) -> None:
     """Craft on each model, evaluate on every model: which adversarial examples transfer?"""
     from advx.attacks import DIFGSM, MIFGSM, PGD, TIFGSM  # noqa: PLC0415
+    from advx.cli.inputs import check_threats, load_model_and_data, model_spec_meta  # noqa: PLC0415
     from advx.jobs import run_job  # noqa: PLC0415
-    from advx.jobs.attack import load_data  # noqa: PLC0415
     from advx.jobs.transfer import TransferJob  # noqa: PLC0415
+    from advx.model.loading import check_model_fits  # noqa: PLC0415
     from advx.threat import parse_threat  # noqa: PLC0415
-    from advx.zoo import load_model  # noqa: PLC0415
 
     specs = list(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
     if not specs:
         raise click.BadParameter("name at least one model", param_hint="--models")
-    threats = parse_threat(threat_spec)
-    if len(threats) != 1:
+    if len(parse_threat(threat_spec)) != 1:
         raise click.BadParameter("give exactly one radius, e.g. linf:0.1", param_hint="--threat")
-    threat = threats[0]
+    first, _, data = load_model_and_data(specs[0], data_spec, split, run)
+    loaded = {specs[0]: first}
+    for spec in specs[1:]:  # the data once; every model checked against it (shapes, classes)
+        net, meta = model_spec_meta(spec, run.device, mean=run.extra.get("mean"), std=run.extra.get("std"))
+        check_model_fits(net, data.x, int(data.y.max()) + 1, model_name=f"--models {spec}",
+                         data_name=f"--data {data_spec}", info=meta["info"])
+        loaded[spec] = net
+    threat = parse_threat(threat_spec, bounds=tuple(getattr(data, "bounds", (0.0, 1.0))))[0]
+    check_threats([threat], data, run)
     make = {"mifgsm": MIFGSM, "difgsm": DIFGSM, "tifgsm": TIFGSM}.get(attack)
     atk = PGD(threat, steps=steps, seed=run.seed) if make is None else make(threat, steps=steps, seed=run.seed)
-    data = load_data(data_spec, split=split, n=run.n, seed=run.seed)
-    loaded = {spec: load_model(spec, device=run.device) for spec in specs}
     job = TransferJob(atk, loaded, data.x, data.y, seed=run.seed, batch_size=run.batch_size, device=run.device,
                       settings={"attack": attack, "threat": str(threat), "steps": steps,
                                 "description": f"{attack} {threat!r}, {steps} steps"},
