@@ -1,4 +1,4 @@
-"""advx.training and ``advx train``: learning happens, checkpoints resume bit for bit, the CLI writes metadata."""
+"""advx.defenses.loop (the training loop) and ``advx train``: learning happens, checkpoints resume bit for bit, the CLI writes metadata."""
 
 from __future__ import annotations
 
