@@ -24,10 +24,8 @@ ARCHS = {"minilm": "minilm-{data}", "charcnn": "{data}-charcnn", "wordcnn": "{da
 
 def _environment() -> dict:
     """The versions that reproduce a run (those of advx's other commands)."""
-    try:
-        from advx.experiment import environment
-    except ImportError:  # the attack pipeline moved; the report then shows no versions
-        return {}
+    from advx.jobs.runner import environment
+
     return environment()
 
 
