@@ -105,7 +105,9 @@ class Decibels(Linf):
 
     def with_db(self, db: float) -> Decibels:
         """The same threat with another bound in decibels."""
-        return self.with_eps(self._ratio(db))
+        clone = self.with_eps(self._ratio(db))
+        clone._db = float(db)
+        return clone
 
     def radius(self, x: Tensor) -> Tensor:
         """max |x_i| * 10**(db/20) per sample: the Linf radius of the ball."""
