@@ -21,7 +21,7 @@ from torch import Tensor
 
 from advx.attacks.losses import LossFn
 from advx.attacks.registry import register
-from advx.attacks.spsa import EstimatedPGD, GradientEstimator
+from advx.attacks.spsa import EstimatedPGD, GradientEstimator, default_samples
 from advx.threat import Threat
 
 __all__ = ["NESGradient", "NES"]
@@ -44,13 +44,15 @@ class NES(EstimatedPGD):
 
     Args:
         threat: where the adversary may move (Linf in the paper; any norm PGD takes).
-        steps: PGD steps; samples: antithetic Gaussian pairs per step; sigma: their scale.
+        steps: PGD steps; samples: antithetic Gaussian pairs per step (default 50, fewer if ``queries``
+            cannot hold one step of 50); sigma: their scale.
         loss: "margin", "ce" (the paper's cross-entropy), "dlr" or a callable; maximised.
         queries: optional hard per-sample budget for the whole call; steps is lowered to fit it.
     """
 
-    def __init__(self, threat: Threat, steps: int = 100, samples: int = 50, sigma: float = 1e-3,
+    def __init__(self, threat: Threat, steps: int = 100, samples: int | None = None, sigma: float = 1e-3,
                  restarts: int = 1, rel_step_size: float | None = None, random_start: bool = False,
                  loss: str | LossFn = "ce", batch_size: int = 4096, seed: int = 0, queries: int | None = None):
+        samples = default_samples(50, queries, restarts) if samples is None else samples
         super().__init__(threat, NESGradient(samples, sigma, batch_size), steps=steps, restarts=restarts,
                          rel_step_size=rel_step_size, random_start=random_start, loss=loss, seed=seed, queries=queries)

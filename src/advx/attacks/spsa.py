@@ -17,7 +17,8 @@ steepest-ascent step, sign for Linf).
 Queries per sample and restart: ``steps * (2 * samples + 1) + 1`` (each step
 judges the current point once), plus the contract's 2; ``result.gradients == 0``.
 ``queries=`` makes it a hard per-sample budget for the whole call
-(``result.queries <= queries``): ``steps`` is lowered to what fits.
+(``result.queries <= queries``): ``steps`` is lowered to what fits, and the
+default number of pairs too when the budget cannot hold one step of them.
 """
 
 from __future__ import annotations
@@ -95,8 +96,17 @@ def steps_within(queries: int, samples: int, restarts: int = 1) -> int:
         least = CONTRACT_QUERIES + restarts * (per_step + 1)
         raise ValueError(f"queries={queries} does not fit one step of {samples} antithetic pairs ({per_step} forwards "
                          f"a step, +1 a restart, +{CONTRACT_QUERIES} for the clean forward and the final judgement); "
-                         f"give queries >= {least} or fewer samples")
+                         f"give queries >= {least}{' or fewer samples' if samples > 1 else ''}")
     return steps
+
+
+def default_samples(default: int, queries: int | None, restarts: int = 1) -> int:
+    """``default`` antithetic pairs, or fewer when a ``queries`` budget cannot hold one step of them."""
+    if queries is None:
+        return default
+    restarts = positive_int("restarts", restarts)
+    per_run = (query_budget(queries, restarts) - CONTRACT_QUERIES) // restarts
+    return max(1, min(default, (per_run - 2) // 2))  # one step (2 s + 1) and the run's final judgement
 
 
 class EstimatedPGD(PGD):
@@ -129,13 +139,15 @@ class SPSA(EstimatedPGD):
 
     Args:
         threat: where the adversary may move (Linf as in the paper; any norm PGD takes).
-        steps: PGD steps; samples: antithetic Rademacher pairs per step; delta: their size.
+        steps: PGD steps; samples: antithetic Rademacher pairs per step (default 64, fewer if ``queries``
+            cannot hold one step of 64); delta: their size.
         loss: "margin" (as in the paper), "ce", "dlr" or a callable; maximised.
         queries: optional hard per-sample budget for the whole call; steps is lowered to fit it.
     """
 
-    def __init__(self, threat: Threat, steps: int = 100, samples: int = 64, delta: float = 0.01,
+    def __init__(self, threat: Threat, steps: int = 100, samples: int | None = None, delta: float = 0.01,
                  restarts: int = 1, rel_step_size: float | None = None, random_start: bool = False,
                  loss: str | LossFn = "margin", batch_size: int = 4096, seed: int = 0, queries: int | None = None):
+        samples = default_samples(64, queries, restarts) if samples is None else samples
         super().__init__(threat, SPSAGradient(samples, delta, batch_size), steps=steps, restarts=restarts,
                          rel_step_size=rel_step_size, random_start=random_start, loss=loss, seed=seed, queries=queries)
