@@ -134,13 +134,17 @@ class EvaluationReport:
         return json.dumps(self.to_dict(per_sample), indent=2, allow_nan=False)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write report.json, report.html and (if kept) adversarials.safetensors into ``out_dir``."""
+        """Write report.json and (if kept) adversarials.safetensors into ``out_dir``.
+
+        The page is not drawn here (this layer renders no HTML): ``evaluate(out_dir=...)`` writes the run
+        folder with ``report.html``, or call ``advx.report.write_report(report.to_dict(),
+        report.report_tensors(), path)``.
+        """
         from advx.evaluation.checkpoint import atomic_save_tensors, atomic_write_text
 
         out = Path(out_dir)
-        paths = {"json": out / "report.json", "html": out / "report.html"}
+        paths = {"json": out / "report.json"}
         atomic_write_text(paths["json"], self.to_json())
-        atomic_write_text(paths["html"], self.html())
         if self.adversarials:
             paths["adversarials"] = out / "adversarials.safetensors"
             atomic_save_tensors(paths["adversarials"], self.adversarials)
@@ -187,16 +191,6 @@ class EvaluationReport:
         console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
         console.print(self.table())
         return console.export_text()
-
-    def html(self) -> str:
-        """The self-contained HTML page, drawn by advx's one report renderer (``advx.report``).
-
-        (The job pipeline will call the renderer itself; until then this is the one place the
-        evaluation layer reaches up to it.)
-        """
-        from advx.report import render_report  # noqa: PLC0415
-
-        return render_report(self.to_dict(per_sample=False), self.report_tensors())
 
     def report_tensors(self) -> dict[str, Tensor]:
         """The example images' tensors: ``examples/x`` and ``examples/x_adv``, row j = ``examples[j]``."""
