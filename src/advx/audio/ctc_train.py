@@ -147,13 +147,14 @@ def evaluate_recognizer(model: CTCRecognizer, waves: Tensor, texts: list[str], b
 def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0, threads: int = 1,
               channels: int = 96, hidden: int = 96, floor_db: float = -70.0, limit: int | None = None,
               snapshot: Path | None = None, init: Path | None = None,
-              pct_start: float = 0.15) -> tuple[CTCRecognizer, dict]:
+              pct_start: float = 0.15, stop_after: int | None = None) -> tuple[CTCRecognizer, dict]:
     """Train a :class:`CTCRecognizer` on the espeak-ng phrases; returns it and its metadata.
 
     ``snapshot``: after every epoch, the current weights are written there (safetensors), so
     a long run can be inspected (or used) before it ends. ``init``: start from these weights
     (safetensors of the same architecture) instead of a random initialisation -- the second
-    phase of the committed recipe.
+    phase of the committed recipe. ``stop_after``: end after this many epochs of the
+    ``epochs``-epoch schedule (the first phase of the committed recipe stops after 4 of 6).
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -173,7 +174,7 @@ def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0,
                                                 pct_start=pct_start)
     best, best_state, history = float("inf"), None, []
     t0 = time.time()
-    for epoch in range(epochs):
+    for epoch in range(epochs if stop_after is None else min(epochs, int(stop_after))):
         model.train()
         order = torch.randperm(len(train), generator=g)
         total = 0.0
@@ -216,7 +217,7 @@ def train_ctc(epochs: int = 6, batch: int = 32, lr: float = 3e-3, seed: int = 0,
                 f"{len(VOCABULARY)}-word vocabulary), splits disjoint by voice variant",
         "vocabulary": list(VOCABULARY),
         "train_clips": len(train), "val_clips": len(val), "test_clips": len(test),
-        "recipe": {"init": None if init is None else str(init), "epochs": epochs, "batch": batch, "lr": lr, "optimizer": "AdamW (wd 1e-4), one-cycle, clip 5",
+        "recipe": {"init": None if init is None else str(init), "epochs": epochs, "stop_after": stop_after, "batch": batch, "lr": lr, "optimizer": "AdamW (wd 1e-4), one-cycle, clip 5",
                    "loss": "CTC (torch.nn.functional.ctc_loss), per character",
                    "augment": "room 50%, gain -12..3 dB, shift 50 ms, noise 5-40 dB SNR 70%, SpecAugment 1 freq "
                               "(<=6 mels) + 2 time (<=12 frames) masks", "seed": seed, "threads": threads},
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="phrases-ctc")
     parser.add_argument("--init", type=Path, default=None, help="start from these weights (phase 2)")
     parser.add_argument("--warmup", type=float, default=0.15, help="one-cycle warm-up fraction")
+    parser.add_argument("--stop-after", type=int, default=None, help="end after this many epochs of the schedule")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from safetensors.torch import save_file  # noqa: PLC0415
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     model, info = train_ctc(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                             channels=args.channels, hidden=args.hidden, floor_db=args.floor_db, limit=args.limit,
                             snapshot=args.out / f"{args.name}.snapshot.safetensors", init=args.init,
-                            pct_start=args.warmup)
+                            pct_start=args.warmup, stop_after=args.stop_after)
     info["name"] = args.name
     info["command"] = "python -m advx.audio.ctc_train " + " ".join(argv if argv is not None else sys.argv[1:])
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"{args.name}.safetensors"))

@@ -99,8 +99,9 @@ def masking_threshold(x: Tensor, sample_rate: int = 16000, n_fft: int = N_FFT, h
     p = _psd_db(x, n_fft, hop)  # (N, F, K)
     offset = 96.0 - p.amax(dim=(1, 2))
     p = p + offset[:, None, None]
+    p = p.float()  # dB values: float32 is ample, and twice as fast for the (frames, K, K) spreading
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64, device=x.device)
-    z, ath = bark(freqs), ath_db(freqs)
+    z, ath = bark(freqs).float(), ath_db(freqs).float()
     near = (z[:, None] - z[None, :]).abs() < 0.5  # (K, K): maskers closer than 0.5 Bark
     dz = z[:, None] - z[None, :]  # (i, j): maskee i, masker j
     thetas = [torch.cat([_global_threshold(frames, z, ath, near, dz) for frames in clip.split(32)])

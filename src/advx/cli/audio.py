@@ -73,12 +73,22 @@ def _wavs(x: Tensor, advs: dict[str, Tensor], names: list[str], heard: dict[str,
     return files
 
 
-def _audible(x: Tensor, x_adv: Tensor) -> Tensor:
-    """Perturbation PSD minus the clip's masking threshold, dB, (N, frames, bins) -- > 0 is audible."""
+def _audible(x: Tensor, advs: dict[str, Tensor], shown: list[int]) -> dict[str, Tensor]:
+    """Per mode, the perturbation's PSD minus the clip's masking threshold in dB, (N, frames, bins), filled for
+    the shown clips only (zeros elsewhere) -- > 0 is audible."""
     from advx.audio.psycho import masking_threshold, perturbation_psd  # noqa: PLC0415
 
-    m = masking_threshold(x)
-    return (perturbation_psd(x_adv - x, m) - m.theta).float()
+    if not shown:
+        return {}
+    idx = torch.tensor(shown, dtype=torch.long)
+    m = masking_threshold(x[idx])
+    out = {}
+    for mode, a in advs.items():
+        part = (perturbation_psd(a[idx] - x[idx], m) - m.theta).float()
+        full = torch.zeros(len(x), *part.shape[1:])
+        full[idx] = part
+        out[f"audible/{mode}"] = full
+    return out
 
 
 # =================================================================== keyword spotter
@@ -185,7 +195,7 @@ class CtcAttackJob:
         clean = transcribe(self.model, x)
         r = self.attack(self.model, x, self.target, generator=torch.Generator().manual_seed(
             batch_seed(self.config.seed, b)))
-        tick(len(x))
+        tick(1)
         out, meta = {}, {"clean": clean}
         for m, res in zip(self.modes, [r.stage1 or r, r] if r.stage1 is not None else [r]):
             out[f"x_adv/{m}"], out[f"success/{m}"], out[f"success16/{m}"] = res.x_adv, res.success, res.success_16bit
@@ -239,13 +249,7 @@ class CtcAttackJob:
                              "is exactly the target. 'median_above_threshold': the median fraction of the "
                              "perturbation's energy above the clip's psychoacoustic masking threshold "
                              "(Qin et al. 2019; 0 = fully masked)."]}
-        tensors = {"x": x, **{f"x_adv/{m}": a for m, a in advs.items()}}
-        for m in self.modes:
-            idx = torch.tensor(shown, dtype=torch.long)
-            if len(idx):
-                full = torch.zeros(len(x), *_audible(x[:1], advs[m][:1]).shape[1:])
-                full[idx] = _audible(x[idx], advs[m][idx])
-                tensors[f"audible/{m}"] = full
+        tensors = {"x": x, **{f"x_adv/{m}": a for m, a in advs.items()}, **_audible(x, advs, shown)}
         heard = {m: meta[f"heard/{m}"] for m in self.modes}
         files = _wavs(x, advs, list(refs), heard, self.data.sample_rate)
         return JobOutput(results=results, tensors=tensors, files=files, value=rows)
