@@ -87,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"scores": [[1.0, 2.0, 3.0]] + [[1.0]] * (len(x) - 1)})
         if self.path == "/nan":
             return self._reply(200, {"scores": [[float("nan"), 0.0, 1.0]] * len(x)})
-        if self.path == "/grow":  # the class count changes after the first answer
+        if self.path.startswith("/grow"):  # the class count changes after the first answer (per path + query)
             return self._reply(200, {"scores": [[0.0] * (3 if count == 1 else 4)] * len(x)})
         scores = (torch.from_numpy(x).reshape(len(x), -1) @ W.T + B).tolist() if len(x) else []
         if self.path == "/labels":
@@ -203,7 +203,7 @@ def test_every_bad_answer_is_a_remote_model_error_naming_the_url(server, monkeyp
 
 
 def test_a_changing_class_count_is_refused(server):
-    remote = HTTPModel(server + "/grow")
+    remote = HTTPModel(server + "/grow?case=alone")
     assert remote(np.zeros((2, 12))).shape == (2, 3)
     with pytest.raises(RemoteModelError, match="4 classes, earlier answers had 3"):
         remote(np.zeros((2, 12)))
@@ -236,3 +236,11 @@ def test_black_box_views_refuse_nan_ragged_and_changing_scores():
         LabelOnly(lambda a: np.full(len(a), 1.5), num_classes=3)(torch.zeros(2, 12))
     with pytest.raises(InvalidScores, match="num_classes=3"):
         LabelOnly(lambda a: np.zeros((len(a), 4)), num_classes=3)(torch.zeros(2, 12))
+
+
+@pytest.mark.parametrize("path, error", [("/grow?case=square", "earlier answers had 3"), ("/nan", "non-finite scores")])
+def test_square_against_a_misbehaving_server_fails_loudly_instead_of_reporting_success(server, path, error):
+    x = torch.rand(2, 12, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([0, 1])
+    with pytest.raises(RemoteModelError, match=error):
+        Square(Linf(0.2), queries=20)(ScoresOnly(HTTPModel(server + path)), x, y)
