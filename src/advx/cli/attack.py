@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from advx.cli.options import RunOptions, run_options
+from advx.cli.options import RunOptions, main_process, run_options
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,8 @@ def command(model: str, data: str, split: str, attacks: tuple[str, ...], threats
     results = run_and_save(model=model, data=data, split=split, jobs=jobs, steps=steps, restarts=restarts,
                            run=run, examples=examples, report=not no_report, quiet=quiet,
                            target=None if targeting is None else targeting.spec, queries=queries)
+    if not main_process():
+        return
     print_summary(results)
     out = run.out
     where = out / ("report.html" if not no_report else "results.json")

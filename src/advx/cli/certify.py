@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from advx.cli.options import RunOptions, run_options
+from advx.cli.options import RunOptions, main_process, run_options
 
 EXAMPLE = """\b
 Examples:
@@ -62,6 +62,8 @@ def command(model: str, data: str, split: str, sigma: float, samples: int, n0: i
                      data_spec={"spec": data, "name": getattr(ds, "name", data), "split": getattr(ds, "split", split),
                                 "source": getattr(ds, "source", data), "seed": run.seed})
     results = run_job(job, run.out, resume=run.resume, overwrite=run.overwrite, progress=not no_progress).results
+    if not main_process():
+        return
     table = results["table"]
     click.echo(f"base accuracy {100 * results['base_accuracy']:.1f}%  ·  smoothed (certified at radius 0) "
                f"{100 * results['smoothed_accuracy']:.1f}%  ·  abstained {100 * results['abstain_rate']:.1f}%  ·  "

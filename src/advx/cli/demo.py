@@ -7,7 +7,7 @@ import time
 
 import click
 
-from advx.cli.options import RunOptions, run_options
+from advx.cli.options import RunOptions, main_process, run_options
 
 #: what the demo runs (kept small: < 1 minute on 2 CPU cores)
 DEMO = {
@@ -48,5 +48,7 @@ def command(run: RunOptions) -> None:
         restarts=None, run=run, command="demo", attack_options=DEMO["attack_options"],
         quiet=logging.getLogger().level > logging.INFO,
     )
+    if not main_process():
+        return
     print_summary(results)
     click.echo(f"report: {run.out / 'report.html'}  ({time.perf_counter() - start:.0f} s)")

@@ -27,7 +27,7 @@ import click
 
 from advx.cli.inputs import SHARED_OPTIONS
 
-__all__ = ["RunOptions", "run_options", "SHARED", "check_device"]
+__all__ = ["RunOptions", "run_options", "SHARED", "check_device", "main_process"]
 
 
 @dataclass
@@ -64,6 +64,13 @@ def check_device(value: str) -> str:
         raise click.BadParameter(f"{value!r}: MPS is not available on this machine; use --device cpu",
                                  param_hint="--device")
     return value
+
+
+def main_process() -> bool:
+    """False on the other ranks under ``torchrun``: only rank 0 prints the summary."""
+    import os  # noqa: PLC0415
+
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _device(ctx, param, value):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from advx.cli.options import RunOptions, run_options
+from advx.cli.options import RunOptions, main_process, run_options
 
 TRANSFER_ATTACKS = ("mifgsm", "difgsm", "tifgsm", "pgd")
 
@@ -52,6 +52,8 @@ def command(models: str, data_spec: str, split: str, attack: str, threat_spec: s
                                  "split": getattr(data, "split", split), "source": getattr(data, "source", data_spec),
                                  "seed": run.seed})
     results = run_job(job, run.out, resume=run.resume, overwrite=run.overwrite, progress=not no_progress).results
+    if not main_process():
+        return
     width = max(len(s) for s in specs) + 2
     click.echo("source \\ target".ljust(width) + "".join(s[:12].rjust(14) for s in specs))
     for s, row in zip(specs, results["success"]):

@@ -37,9 +37,10 @@ def current_argv() -> list[str] | None:
 
 
 def capture_argv() -> list[str]:
-    """The exact command line: the one ``advx.cli.main`` recorded, else ``advx`` + ``sys.argv[1:]``."""
+    """The exact command line: the one ``advx.cli.main`` recorded; outside the CLI, the process's own
+    (``python`` + ``sys.argv``: a Python API call is reproduced by running that script again)."""
     argv = current_argv()
-    return argv if argv is not None else ["advx", *sys.argv[1:]]
+    return argv if argv is not None else ["python", *sys.argv]
 
 
 def jsonable(value: Any) -> Any:
