@@ -85,6 +85,13 @@ def evaluate_page() -> tuple[dict, dict]:
     results = json.loads(json.dumps(rep.to_dict(per_sample=False)))
     # the job records the command line next to the report's numbers
     results.setdefault("argv", ["advx", "evaluate", "--model", "tests:rgb-linear", "--threat", "linf:0.02,0.05"])
+    # and a check that fired, with nested evidence (lists of dicts): shown as a list of figures, never as JSON
+    results["checks"].append({"name": "made_up", "status": "warning", "message": "a check that fired",
+                              "suggestion": "run with --eot 8", "evidence": {
+                                  "threats": [{"threat": "linf:0.02", "probed": 11, "broken": 3, "drop": 0.0123},
+                                              {"threat": "linf:0.05", "probed": 0, "broken": 0}],
+                                  "masked_fraction": 0.25, "names": ["a", "b"], "nothing": None}})
+    results["flags"] = [*results["flags"], "made_up"]
     return results, rep.report_tensors()
 
 
@@ -373,6 +380,8 @@ def test_evaluate_page_collapses_evidence_and_shows_checks(browser, rendered):
     assert page.count("<details>") >= len(results["checks"])
     for c in results["checks"]:
         assert f'data-check="{c["name"]}"' in page
+    assert 'class="verdict bad"' in page and "made_up" in page and "→ run with --eot 8" in page
+    assert "<dt>threats · linf:0.02 · drop</dt><dd>1.2%</dd>" in page and "<dt>masked fraction</dt><dd>25.0%</dd>" in page
     shown = {src for src, *_ in browser["evaluate"]["cells"]}
     for k, t in enumerate(results["results"]):
         assert f"/results/{k}/robust_accuracy" in shown and f"/results/{k}/ci95" in shown
