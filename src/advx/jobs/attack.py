@@ -45,7 +45,7 @@ from torch import Tensor
 from advx.attacks.base import Attack, is_adversarial
 from advx.jobs.config import SCHEMA_VERSION, JobConfig, capture_argv
 from advx.jobs.fingerprint import data_sha256, model_sha256
-from advx.jobs.runner import JobOutput, batch_seed, environment, run_job
+from advx.jobs.runner import JobOutput, batch_count, batch_seed, batch_slice, environment, run_job
 from advx.jobs.targets import NOT_ATTACKED, Targeting
 from advx.model import attack_mode
 from advx.threat import Threat
@@ -444,10 +444,10 @@ class AttackJob:
         return f"advx {self.config.command}"
 
     def num_batches(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return batch_count(len(self.x), self.batch_size)
 
     def _slice(self, b: int) -> slice:
-        return slice(b * self.batch_size, min((b + 1) * self.batch_size, len(self.x)))
+        return batch_slice(b, self.batch_size, len(self.x))
 
     def units(self, b: int) -> int:
         s = self._slice(b)

@@ -9,7 +9,6 @@ same certificates as an uninterrupted one. The finished run is ``results.json``
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from advx.defenses.certification_run import certify_results, chunk_seed, max_cer
 from advx.defenses.smoothing import Certificate, certify
 from advx.jobs.config import JobConfig, capture_argv
 from advx.jobs.fingerprint import data_sha256, model_sha256
-from advx.jobs.runner import JobOutput, run_job
+from advx.jobs.runner import JobOutput, batch_count, batch_slice, run_job
 from advx.model import ModelFn
 
 __all__ = ["CertifyJob", "certify_run", "max_certifiable_radius"]
@@ -63,13 +62,14 @@ class CertifyJob:
         self.started = time.perf_counter()
 
     def num_batches(self) -> int:
-        return math.ceil(len(self.x) / self.chunk)
+        return batch_count(len(self.x), self.chunk)
 
     def units(self, c: int) -> int:
-        return min((c + 1) * self.chunk, len(self.x)) - c * self.chunk
+        rows = batch_slice(c, self.chunk, len(self.x))
+        return rows.stop - rows.start
 
     def run_batch(self, c: int, tick) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        rows = slice(c * self.chunk, (c + 1) * self.chunk)
+        rows = batch_slice(c, self.chunk, len(self.x))
         gen = torch.Generator(device=self.x.device).manual_seed(chunk_seed(self.seed, c))
         cert = certify(self.model, self.x[rows], self.sigma, n0=self.n0, n=self.n, alpha=self.alpha,
                        batch_size=self.forward_batch, generator=gen)

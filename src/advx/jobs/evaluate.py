@@ -11,7 +11,6 @@ Python API (re-exported as ``advx.evaluate`` and ``advx.evaluation.evaluate``).
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from advx.evaluation.schedule import ROBUST, BatchEvaluator, dlr_notes, threat_k
 from advx.jobs.config import JobConfig, capture_argv
 from advx.jobs.distributed import world
 from advx.jobs.fingerprint import data_sha256, model_sha256
-from advx.jobs.runner import JobOutput, run_job
+from advx.jobs.runner import JobOutput, batch_count, batch_slice, run_job
 from advx.model import ModelFn, attack_mode
 from advx.threat import Threat, parse_threat
 
@@ -176,11 +175,10 @@ class EvaluateJob:
 
     # ------------------------------------------------------------------ the job
     def num_batches(self) -> int:
-        return math.ceil(len(self.x) / self.config.batch_size)
+        return batch_count(len(self.x), self.config.batch_size)
 
     def _slice(self, b: int) -> slice:
-        bs = self.config.batch_size
-        return slice(b * bs, min((b + 1) * bs, len(self.x)))
+        return batch_slice(b, self.config.batch_size, len(self.x))
 
     def units(self, b: int) -> int:
         s = self._slice(b)

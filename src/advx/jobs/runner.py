@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from advx.jobs.distributed import gather_records, process_group, shard
 from advx.jobs.fingerprint import Fingerprint, fingerprint
 from advx.jobs.run_folder import RunFolder
 
-__all__ = ["Job", "JobOutput", "Record", "Tick", "run_job", "batch_seed", "common_results", "environment",
+__all__ = ["Job", "JobOutput", "Record", "Tick", "run_job", "batch_seed", "batch_count", "batch_slice", "common_results", "environment",
            "progress_bar"]
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,16 @@ class Job(Protocol):
     def run_batch(self, b: int, tick: Tick) -> Record: ...
 
     def finish(self, records: dict[int, Record]) -> JobOutput: ...
+
+
+def batch_count(n: int, batch_size: int) -> int:
+    """Batches of ``batch_size`` rows covering ``n`` rows."""
+    return math.ceil(n / batch_size)
+
+
+def batch_slice(b: int, batch_size: int, n: int) -> slice:
+    """Rows of batch ``b`` (the last one may be short)."""
+    return slice(b * batch_size, min((b + 1) * batch_size, n))
 
 
 def batch_seed(seed: int, b: int, *parts: Any) -> int:

@@ -9,7 +9,6 @@ here per batch so that a run checkpoints, resumes and shards like every other.
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import torch
@@ -18,7 +17,7 @@ from torch import Tensor
 from advx.attacks.base import Attack
 from advx.jobs.config import JobConfig, capture_argv
 from advx.jobs.fingerprint import data_sha256, model_sha256
-from advx.jobs.runner import JobOutput
+from advx.jobs.runner import JobOutput, batch_count, batch_slice
 from advx.model import attack_mode
 
 __all__ = ["TransferJob"]
@@ -47,11 +46,10 @@ class TransferJob:
             seed=int(seed), n=len(x), batch_size=int(batch_size), device=str(device), options=self.settings)
 
     def num_batches(self) -> int:
-        return math.ceil(len(self.x) / self.config.batch_size)
+        return batch_count(len(self.x), self.config.batch_size)
 
     def _slice(self, b: int) -> slice:
-        bs = self.config.batch_size
-        return slice(b * bs, min((b + 1) * bs, len(self.x)))
+        return batch_slice(b, self.config.batch_size, len(self.x))
 
     def units(self, b: int) -> int:
         return len(self.models)
