@@ -121,7 +121,7 @@ def _bump(a: int, b: int, split_rows: bool, dtype, device) -> Tensor:
     return out / out.norm()
 
 
-@register("square", threats=("linf", "l2"), kind="score-based", budget=("queries", "restarts"),
+@register("square", threats=("linf", "l2", "db"), kind="score-based", budget=("queries", "restarts"),
           summary="random search over square windows (Andriushchenko et al. 2020, arXiv:1912.00049)")
 class Square(Attack):
     """Square Attack (Andriushchenko et al. 2020), Linf or L2, score-based.
