@@ -165,7 +165,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tiny, tmp_p
 
 # ------------------------------------------------------------- fingerprint binding
 @pytest.mark.parametrize("change, needle", [
-    ("threat", "configuration (options.jobs"),
+    ("threat", "configuration (options.jobs: "),
     ("model", "model weights (sha256"),
     ("data", "data (sha256"),
     ("version", "advx version (0.1.0 -> 9.9.9)"),
@@ -190,6 +190,8 @@ def test_resume_of_another_run_exits_2_naming_what_differs(change, needle, tiny,
         monkeypatch.setattr(advx, "__version__", "9.9.9")
     rc, _, err = cli(capsys, *args, "--out", str(out), "--resume")
     assert rc == 2 and "--resume" in err and needle in err, err
+    if change == "threat":
+        assert 'options.threats: ["linf:0.1"] -> ["linf:0.3"]' in err
     assert err.count("configuration") == (change == "threat")  # only what differs is named
 
 

@@ -143,8 +143,8 @@ with tensors x (N, ...) in [0, 1] and integer labels y.
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
 @click.option("--target", "target", default=None, metavar="random|least-likely|CLASS",
               help="Targeted attacks: random class, least-likely class, or a class index (default: untargeted).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations of pgd, bim, apgd-ce, apgd-t (default: theirs).")
-@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts of pgd, apgd-ce, apgd-t (default: theirs).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Iterations of the attacks whose budget has steps (pgd, bim, apgd-*, malt, ...; default: theirs).")
+@click.option("--restarts", type=click.IntRange(min=1), default=None, help="Restarts of the attacks whose budget has restarts (pgd, apgd-*, square ...; default: theirs).")
 @click.option("--queries", type=click.IntRange(min=1), default=None,
               help="Hard query budget per sample of the score- and decision-based attacks.")
 @click.option("--examples", type=click.IntRange(min=0), default=8, show_default=True,

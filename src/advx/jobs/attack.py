@@ -621,7 +621,9 @@ def run_experiment(
         data=data_config(str((data_meta or {}).get("spec", getattr(data, "name", "data"))), data, seed=seed,
                          split=(data_meta or {}).get("split")),
         seed=seed, n=len(data.y) or None, batch_size=batch_size, device=str(device),
-        options={"jobs": [[name, [str(t) for t in threats]] for name, threats in jobs], "steps": steps,
+        options={"threats": list(dict.fromkeys(str(t) for _, threats in jobs for t in threats)),
+                 "attacks": [name for name, _ in jobs],
+                 "jobs": [[name, [str(t) for t in threats]] for name, threats in jobs], "steps": steps,
                  "restarts": restarts, "queries": queries, "attack_options": attack_options or {},
                  "target": None if targeting is None else targeting.spec, "examples": examples},
     )
