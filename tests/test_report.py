@@ -243,8 +243,13 @@ def test_own_data_files_load(tmp_path, suffix):
 
 # ------------------------------------------------------------------------ report
 def test_formatting():
+    from advx.report.format import fmt_eps
+
     assert fmt_pct(0.9134) == "91.3%" and fmt_pct(None) == "—" and fmt_pct(float("nan")) == "—"
-    assert fmt_num(1.23456) == "1.23" and fmt_num(0.1) == "0.1" and fmt_num(None) == "—"
+    assert fmt_pct(0.0004) == "<0.1%" and fmt_pct(0.99996) == ">99.9%" and fmt_pct(0.0) == "0.0%" and fmt_pct(1) == "100.0%"
+    assert fmt_num(1.23456) == "1.23" and fmt_num(0.1) == "0.1" and fmt_num(None) == "—" and fmt_num(0.0019) == "0.0019"
+    assert fmt_eps(8 / 255) == "8/255" and fmt_eps(0.1) == "0.1" and fmt_eps(0.02) == "0.02" and fmt_eps(1.0) == "1"
+    assert fmt_eps(0.0313) == "0.0313" and fmt_eps(1 / 7) == "0.142857"  # only what 255ths explain exactly
 
 
 def test_report_escapes_what_it_prints(run_dir):

@@ -62,7 +62,16 @@ def fmt_count(v: int | None) -> str:
 
 
 def fmt_eps(v: float) -> str:
-    return MISSING if _missing(v) else f"{v:g}"
+    """A radius as it was most likely written: 0.1 -> '0.1', 8/255 -> '8/255' (not '0.0313725')."""
+    if _missing(v):
+        return MISSING
+    text = f"{v:g}"
+    digits = text.lstrip("-").replace(".", "").lstrip("0").split("e")[0]
+    if len(digits) > 4:
+        k = round(v * 255)
+        if k and abs(v * 255 - k) <= 1e-6 * abs(k):
+            return f"{k}/255"
+    return text
 
 
 def fmt_db(v: float | None) -> str:

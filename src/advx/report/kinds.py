@@ -129,6 +129,11 @@ def _threat_label(norm: str, eps: float) -> str:
     return f"{fmt_norm(norm)} ε = {fmt_eps(eps)}"
 
 
+def _eval_threat(t: dict[str, Any]) -> str:
+    """An evaluated threat in words ('L∞ ε = 8/255'); its key ('linf:0.0313725') when norm or eps is missing."""
+    return _threat_label(t["norm"], t["eps"]) if "norm" in t and "eps" in t else str(t.get("threat"))
+
+
 # ---------------------------------------------------------------- shared blocks
 def kv_rows(obj: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
     """Nested evidence as (key, formatted value) rows, never as JSON."""
@@ -492,7 +497,7 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
     cards = [card("Clean accuracy", cell(results, ("clean_accuracy",), "pct"),
                   "95% interval " + FORMATTERS["ci"](results.get("clean_ci95")))]
     for k, t in enumerate(threats[:3]):
-        cards.append(card(f"Robust · {t['threat']}", cell(results, ("results", k, "robust_accuracy"), "pct"),
+        cards.append(card(f"Robust · {_eval_threat(t)}", cell(results, ("results", k, "robust_accuracy"), "pct"),
                           "95% interval " + FORMATTERS["ci"](t.get("ci95"))))
     # robust accuracy per threat (+ the passes counted at the model and the points a budget left unattacked)
     per_point = [(key, name, fmt) for key, name, fmt in (("passes_per_point", "Model passes / point", "rate"),
@@ -503,7 +508,7 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
         ra = cell(results, ("results", k, "robust_accuracy"), "pct")
         ra["bar"] = t["robust_accuracy"]
         extra = [cell(results, ("results", k, key), fmt) for key, _, fmt in per_point if key in t]
-        rows.append(row([lbl(t["threat"]), ra, cell(results, ("results", k, "ci95"), "ci"),
+        rows.append(row([lbl(_eval_threat(t)), ra, cell(results, ("results", k, "ci95"), "ci"),
                          cell(results, ("results", k, "independent_robust_accuracy"), "pct"),
                          cell(results, ("results", k, "robust"), "count"),
                          cell(results, ("results", k, "carried"), "count"), *extra], data_threat=t["threat"]))
@@ -532,7 +537,7 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
         cells.append(cell(results, ("timing", "attack_s", a), "time") if a in timing.get("attack_s", {})
                      else txt(MISSING, num=True))
         brows.append(row(cells, data_attack=a))
-    breakdown = table("attack-table", [col("Attack", False)] + [col(t["threat"]) for t in threats]
+    breakdown = table("attack-table", [col("Attack", False)] + [col(_eval_threat(t)) for t in threats]
                       + [col("Gradients"), col("Model passes"), col("Time")], brows,
                       title="Per attack",
                       note="Columns per threat: points that attack broke first (each later attack runs only on points "

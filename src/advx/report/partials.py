@@ -109,8 +109,13 @@ def evaluation_examples(results: dict[str, Any], tensors: dict[str, Tensor]) -> 
         s["cells"].append(c)
         samples.append(s)
     return {"medium": "image", "layout": "grid", "samples": samples, "legend": _legend(rgb, gray),
-            "title": f"Adversarial examples at {examples[0]['threat']}",
+            "title": f"Adversarial examples at {_threat_words(results, examples[0]['threat'])}",
             "note": "Points the ensemble broke at the largest ε of the first threat, with the attack that broke them."}
+
+
+def _threat_words(results: dict[str, Any], key: str) -> str:
+    t = next((t for t in results.get("results") or [] if t.get("threat") == key), None)
+    return f"{fmt_norm(t['norm'])} ε = {fmt_eps(t['eps'])}" if t and "norm" in t and "eps" in t else str(key)
 
 
 # --------------------------------------------------------------------------- text
