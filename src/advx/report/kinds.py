@@ -665,9 +665,6 @@ def _certify_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: s
         "plot_title": "Certified accuracy versus L2 radius",
         "plot_wide": False,
         "tables": [certified],
-        "checks": checks_block(results.get("checks")),
-        "cost": cost_block(results),
-        "examples": None,
         "reproduce": reproduce_block(results, [("Run", where), ("Settings", settings)]),
         "footer": "advx certify · every number on this page is in results.json",
     }
@@ -696,11 +693,10 @@ def _transfer_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
                         "after the attack was crafted on the source (white-box on the diagonal, shaded).")
     data = results.get("data")
     data_name = (data.get("name") or data.get("spec") or "data") if isinstance(data, dict) else str(data or "data")
-    best = [(s, t, results["success"][i][j]) for i, s in enumerate(sources) for j, t in enumerate(targets) if s != t]
+    pairs = [(i, j) for i in range(len(sources)) for j in range(len(targets)) if sources[i] != targets[j]]
     cards = []
-    if best:
-        i, j = max(((i, j) for i in range(len(sources)) for j in range(len(targets)) if sources[i] != targets[j]),
-                   key=lambda ij: results["success"][ij[0]][ij[1]])
+    if pairs:
+        i, j = max(pairs, key=lambda ij: results["success"][ij[0]][ij[1]])
         cards.append(card("Best transfer", cell(results, ("success", i, j), "pct"), f"{sources[i]} → {targets[j]}"))
     for j, t in enumerate(targets[:2]):
         if t in sources:
@@ -722,9 +718,6 @@ def _transfer_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
         "plot_title": "Success rate, source × target",
         "plot_small": True,
         "tables": [matrix],
-        "checks": checks_block(results.get("checks")),
-        "cost": cost_block(results),
-        "examples": None,
         "reproduce": reproduce_block(results, [("Run", run)]),
         "footer": "advx transfer · every number on this page is in results.json",
     }
@@ -778,8 +771,6 @@ def _text_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str)
         "cards": cards,
         "plot": None,
         "tables": [summary],
-        "checks": checks_block(results.get("checks")),
-        "cost": cost_block(results),
         "examples": text_examples(results),
         "reproduce": reproduce_block(results, [("Run", run), ("Attack", attack)]),
         "footer": "advx text attack · every number on this page is in results.json",
@@ -839,8 +830,6 @@ def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str
         "notes": [str(n) for n in results.get("notes", [])],
         "plot": None,
         "tables": [summary],
-        "checks": checks_block(results.get("checks")),
-        "cost": cost_block(results),
         "examples": audio_examples(results, tensors),
         "reproduce": reproduce_block(results, [("Run", run), ("Attack", attack)]),
         "footer": f"advx {page_kind(results)} · every number on this page is in results.json",
@@ -880,6 +869,9 @@ def build_page(results: dict[str, Any], tensors: dict[str, Tensor] | None) -> di
     medium = medium_of(results, kind)
     ctx = _BUILDERS[kind](results, tensors or {}, medium)
     ctx.update(kind=kind, medium=medium, r=results)
+    ctx.setdefault("checks", checks_block(results.get("checks")))
+    ctx.setdefault("cost", cost_block(results))
+    ctx.setdefault("examples", None)
     ctx.setdefault("notes", [])
     ctx.setdefault("verdict", None)
     ctx.setdefault("intro", None)
