@@ -160,6 +160,10 @@ def test_cli_train_refuses_to_overwrite_and_to_resume_a_damaged_checkpoint(tmp_p
     assert main(args + ["--resume"]) == 2
     assert "checksum" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(args + ["--overwrite", "--lr", "1e30", "--batch-size", "8"]) == 1  # Adam at lr 1e30: NaN soon
+    err = capsys.readouterr().err
+    assert "TrainingDiverged: training diverged: the loss is nan at epoch 1" in err and "kept" not in err
 
 
 def test_cli_trains_the_keyword_spotter_through_the_same_loop(tmp_path, capsys):
