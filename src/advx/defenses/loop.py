@@ -537,7 +537,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
                             f"training diverged: the loss is {value} at epoch {epoch + 1}, step {i + 1} of {steps} "
                             f"(lr {lr:.3g}); lower the learning rate or check the data for NaN/inf"
                             + (f"; the checkpoint {checkpoint} after epoch {epoch} is kept"
-                               if checkpoint is not None and epoch > start else ""))
+                               if checkpoint is not None and epoch > 0 and Path(checkpoint).exists() else ""))
                     loss.backward()
                     if config.grad_clip is not None:
                         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
