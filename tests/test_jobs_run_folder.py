@@ -1,8 +1,9 @@
 """One run folder for every command: locked, bound to its fingerprint, checksummed, never silently mixed.
 
-Every command (``attack``, ``evaluate``, ``certify``, ``transfer``) runs on a tiny
-linear model (``module:function``) and an 8-image ``.npz`` file, so each run takes
-a fraction of a second; the folder rules are the job runner's, shared by all of them.
+Every image command (``attack``, ``evaluate``, ``certify``, ``transfer``) runs on a tiny
+linear model (``module:function``) and an 8-image ``.npz`` file, ``text attack`` on the
+committed word CNN and 4 real tweets, so each run takes about a second; the folder
+rules are the job runner's, shared by all of them.
 """
 
 from __future__ import annotations
@@ -79,16 +80,20 @@ def command_args(kind: str, model: str, data: str) -> list[str]:
     if kind == "certify":
         return ["certify", "--model", model, "--data", data, "-n", "8", "--sigma", "0.25", "--samples", "40",
                 "--n0", "8", "--chunk", "4", "--batch-size", "40", "--no-progress"]
+    if kind == "text attack":  # the committed word CNN on real tweets
+        return ["text", "attack", "--model", "tweets-wordcnn", "--recipe", "deepwordbug", "-n", "4", "--budget", "30",
+                "--batch-size", "2", "--no-progress"]
     return ["transfer", "--models", f"{model},advx_jobs_test_models:other", *common, "--attack", "pgd",
             "--threat", "linf:0.1", "--steps", "2", "--no-progress"]
 
 
-COMMANDS = ("attack", "evaluate", "certify", "transfer")
+COMMANDS = ("attack", "evaluate", "certify", "transfer", "text attack")
 #: where each command's numbers are in results.json
 NUMBERS = {"attack": lambda r: [{k: v for k, v in run["metrics"].items() if k != "time_s"} for run in r["runs"]],
            "evaluate": lambda r: [r["results"], r["per_sample"]],
            "certify": lambda r: [r["table"], r["per_sample"]],
-           "transfer": lambda r: [r["success"], r["clean_accuracy"], r["n"]]}
+           "transfer": lambda r: [r["success"], r["clean_accuracy"], r["n"]],
+           "text attack": lambda r: [{k: v for k, v in r["summary"].items() if k != "seconds"}, r["results"]]}
 
 
 # ---------------------------------------------------------------- every command
@@ -103,9 +108,12 @@ def test_every_command_writes_the_three_files_and_its_argv_reproduces_the_number
     assert results["schema_version"] == 2 and results["command"] == kind
     assert results["argv"] == ["advx", *args] and results["config"]["argv"] == results["argv"]
     assert len(results["fingerprint"]["model"]) == 64 and len(results["fingerprint"]["data"]) == 64
-    t = load_file(str(out / "adversarial.safetensors"))
-    assert t["x"].shape == (8, 1, 8, 8) and t["y"].shape == (8,)
-    if kind != "certify":  # certify has certificates, not adversarial examples
+    if kind == "text attack":  # the adversarial examples are the edited strings, in results.json
+        assert len(results["results"]) == 4 and all(isinstance(r["perturbed"], str) for r in results["results"])
+    else:
+        t = load_file(str(out / "adversarial.safetensors"))
+        assert t["x"].shape == (8, 1, 8, 8) and t["y"].shape == (8,)
+    if kind not in ("certify", "text attack"):  # certify has certificates, not adversarial examples
         adv = [k for k in t if "x_adv" in k and not k.startswith("examples/")]  # (examples/: the page's few)
         assert adv and all(float((t[k] - t["x"]).abs().max()) <= 0.1 + 1e-6 for k in adv)
     argv = list(results["argv"])

@@ -22,7 +22,7 @@ def test_attack_cli_writes_results_and_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "accuracy under attack" in printed and "mean queries" in printed
     data = json.loads((out / "results.json").read_text())
-    assert data["config"]["budget"] == 60 and len(data["results"]) == 6
+    assert data["settings"]["budget"] == 60 and len(data["results"]) == 6 and data["command"] == "text attack"
     for r in data["results"]:
         assert r["queries"] <= 60
         assert r["status"] in ("succeeded", "failed", "skipped")
@@ -79,5 +79,5 @@ def test_attack_cli_accepts_a_saved_model_path(tmp_path):
     assert main(["text", "attack", "--model", str(path), "--recipe", "hotflip", "--n", "3", "--budget", "12",
                  "--out", str(out)]) == 0
     data = json.loads((out / "results.json").read_text())
-    assert data["config"]["dataset"] == "tweets" and all(r["queries"] <= 12 for r in data["results"])
+    assert data["settings"]["dataset"] == "tweets" and all(r["queries"] <= 12 for r in data["results"])
     assert main(["text", "attack", "--model", str(path), "--data", "bbc", "--n", "1", "--out", str(out)]) == 2

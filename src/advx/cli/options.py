@@ -18,7 +18,7 @@ Options added by another part of advx (e.g. ``--mean/--std``) go into
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,13 @@ def run_options(*, out: str, n: int | None = 1000, batch_size: int = 256, seed: 
                 n_help: str = "Number of samples (class-stratified, seeded).",
                 batch_help: str = "Samples per batch: the unit of checkpoints, resume and sharding.",
                 out_help: str = "Run folder: results.json, adversarial.safetensors, report.html, checkpoints.",
-                device_help: str = "cpu, cuda, cuda:1, mps ...") -> Callable:
-    """Add the shared options to a click command; it receives them as ``run: RunOptions``."""
+                device_help: str = "cpu, cuda, cuda:1, mps ...", extra: Sequence[str] | None = None) -> Callable:
+    """Add the shared options to a click command; it receives them as ``run: RunOptions``.
+
+    ``extra``: the names of the :data:`SHARED` options this command takes (default: all of them;
+    a text command leaves out the image ones, e.g. ``extra=("imports",)``).
+    """
+    shared = [(name, factory) for name, factory in SHARED if extra is None or name in extra]
     defaults = {"out": out, "n": n, "batch_size": batch_size, "seed": seed, "device": device}
     names = ("out", "resume", "overwrite", "seed", "n", "device", "batch_size")
 
@@ -95,11 +100,11 @@ def run_options(*, out: str, n: int | None = 1000, batch_size: int = 256, seed: 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = {k: kwargs.pop(k) for k in names}
-            extra = {name: kwargs.pop(name) for name, _ in SHARED if name in kwargs}
+            more = {name: kwargs.pop(name) for name, _ in shared if name in kwargs}
             if values["resume"] and values["overwrite"]:
                 raise click.UsageError("give --resume (continue the run in --out) or --overwrite (replace it), "
                                        "not both")
-            return f(*args, run=RunOptions(extra=extra, **values), **kwargs)
+            return f(*args, run=RunOptions(extra=more, **values), **kwargs)
 
         opts = [
             click.option("--out", "out", type=click.Path(path_type=Path), default=Path(out), show_default=True,
@@ -114,7 +119,7 @@ def run_options(*, out: str, n: int | None = 1000, batch_size: int = 256, seed: 
             click.option("--device", default=device, show_default=True, callback=_device, help=device_help),
             click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=batch_size,
                          show_default=True, help=batch_help),
-            *(factory(defaults) for _, factory in SHARED),
+            *(factory(defaults) for _, factory in shared),
         ]
         for opt in reversed(opts):
             wrapper = opt(wrapper)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click
+
+from advx.cli.options import RunOptions, main_process, run_options
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +90,21 @@ def load_attack_data(spec: str | None, meta: dict, text_column: str, label_colum
               help="Longest text accepted from a --data file (every query sends the whole text).")
 @click.option("--max-length", type=click.IntRange(min=2, max=4096), default=None,
               help="hf: models: truncate to this many tokens (default 128).")
-@click.option("-n", "--n", "n", type=click.IntRange(min=1), default=200, show_default=True, help="Test examples to attack.")
 @click.option("--budget", type=click.IntRange(min=0), default=None, help="Query budget per example (default: none).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/text"), show_default=True,
-              help="Folder for results.json and report.html.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@run_options(out="runs/text", n=200, batch_size=32, n_help="Test examples to attack (the first n of the data).",
+             batch_help="Texts per batch: the unit of checkpoints, resume and sharding.", extra=("imports",))
 def attack(model_name: str, recipe: str, dataset: str | None, text_column: str, label_column: str, max_chars: int,
-           max_length: int | None, n: int, budget: int | None, seed: int, out: Path) -> None:
+           max_length: int | None, budget: int | None, no_progress: bool, run: RunOptions) -> None:
     """Attack a text classifier; write results.json and an HTML report with each example's diff.
 
     \b
       advx text attack --model minilm-tweets --recipe deepwordbug -n 100 --out runs/minilm-dwb
       advx text attack --model hf:path/to/saved_model --data my.csv --recipe pwws -n 50
     """
-    import time
-
-    from advx.report import write_report
-    from advx.text.attacks import summarize
+    from advx.jobs import run_job
+    from advx.jobs.text import TextAttackJob
     from advx.text.recipes import make_attack
-    from advx.text.report import write_results
     from advx.text.zoo import resolve_model
 
     try:
@@ -115,26 +112,28 @@ def attack(model_name: str, recipe: str, dataset: str | None, text_column: str, 
     except (ImportError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from e
     data, dataset = load_attack_data(dataset, meta, text_column, label_column, max_chars)
-    data = data.subset(n)
-    atk = make_attack(recipe, query_budget=budget, seed=seed)
-    t0 = time.time()
+    data = data.subset(run.n)
+    atk = make_attack(recipe, query_budget=budget, seed=run.seed)
+    label_names = meta.get("label_names") or data.label_names
+    settings = {"model": model_name, "recipe": recipe, "attack": repr(atk), "dataset": dataset, "n": len(data),
+                "budget": budget, "seed": run.seed, "max_chars": max_chars, "max_length": max_length}
     try:
-        results = atk(clf, data.texts, data.labels)
+        job = TextAttackJob(clf, atk, data.texts, data.labels, settings=settings, label_names=label_names,
+                            batch_size=run.batch_size, seed=run.seed, device=run.device,
+                            model_spec={"spec": model_name, "info": {k: v for k, v in meta.items() if k != "label_names"}},
+                            data_spec={"spec": dataset, "name": getattr(data, "name", dataset),
+                                       "text_column": text_column, "label_column": label_column})
     except TypeError as e:
         if "white-box" in str(e) or "gradients" in str(e):
             raise click.UsageError(str(e)) from e
         raise
-    seconds = time.time() - t0
-    summary = summarize(results) | {"seconds": round(seconds, 1)}
-    config = {"model": model_name, "recipe": recipe, "attack": repr(atk), "dataset": dataset, "n": len(data),
-              "budget": budget, "seed": seed}
-    out.mkdir(parents=True, exist_ok=True)
-    label_names = meta.get("label_names") or data.label_names
-    doc = write_results(out / "results.json", results, summary, config, label_names,
-                        argv=["advx", *sys.argv[1:]] if sys.argv[1:2] == ["text"] else None, environment=_environment())
-    write_report(doc, None, out / "report.html")
-    _print_summary(summary, f"{recipe} on {model_name} ({dataset}, {len(data)} test examples, {seconds:.0f} s)")
-    click.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    out = run_job(job, run.out, resume=run.resume, overwrite=run.overwrite, progress=not no_progress)
+    if not main_process():
+        return
+    summary = out.results["summary"]
+    _print_summary(summary, f"{recipe} on {model_name} ({dataset}, {len(data)} test examples, "
+                            f"{summary['seconds']:.0f} s)")
+    click.echo(f"wrote {run.out / 'results.json'} and {run.out / 'report.html'}")
 
 
 @command.command()
