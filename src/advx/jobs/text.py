@@ -38,6 +38,11 @@ class TextAttackJob:
         from advx.text.classifier import as_classifier, check_texts  # noqa: PLC0415
 
         self.classifier = as_classifier(classifier)
+        if hasattr(self.classifier, "model") and hasattr(self.classifier, "device"):  # a torch classifier: --device
+            import torch  # noqa: PLC0415
+
+            self.classifier.model.to(device)
+            self.classifier.device = torch.device(device)
         attack.check_classifier(self.classifier)  # a white-box recipe on a black-box model fails here, not mid-run
         self.attack = attack
         self.texts = check_texts(texts)
