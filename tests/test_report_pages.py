@@ -371,6 +371,18 @@ def test_rgb_perturbation_legend_is_true_for_rgb(rendered):
     assert im.getpixel((3, 3)) == (128, 128, 128)  # unchanged: grey
 
 
+def test_large_inputs_are_shrunk_for_the_page_and_keep_their_shape():
+    from advx.report.figures import MAX_SIDE, image_uri, perturbation_uri
+
+    x = torch.rand(3, 224, 112)
+    adv = (x + 0.05 * torch.randn(x.shape)).clamp(0, 1)
+    for uri in (image_uri(x, 0, 1), perturbation_uri(adv, x)):
+        im = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert im.size == (MAX_SIDE // 2, MAX_SIDE)  # (width, height): the aspect ratio of the input
+    small = Image.open(io.BytesIO(base64.b64decode(image_uri(x[:, :8, :8], 0, 1).split(",", 1)[1])))
+    assert small.size == (8, 8)  # small inputs keep their resolution (the page scales them up)
+
+
 def test_grey_inputs_keep_the_diverging_legend(rendered):
     page = rendered["attack-grey"][2]
     assert "brighter" in page and "darker" in page and "red up" not in page

@@ -110,11 +110,22 @@ def _hwc(sample: Tensor) -> np.ndarray:
     return s.permute(1, 2, 0).numpy()
 
 
-def _encode(arr: np.ndarray) -> str:
+#: the longest side of an example image on the page; larger inputs (224 x 224 ...) are shrunk to keep the page small
+MAX_SIDE = 160
+
+
+def _encode(arr: np.ndarray, smooth: bool = True) -> str:
+    """A uint8 (H, W[, C]) array as a PNG URI, shrunk to :data:`MAX_SIDE` (box filter for pictures; nearest
+    for the perturbation views, so that every colour on them keeps its meaning)."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
+    im = Image.fromarray(arr)
+    if max(im.size) > MAX_SIDE:
+        scale = MAX_SIDE / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                       Image.Resampling.BOX if smooth else Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=True)
+    im.save(buf, format="PNG", optimize=True)
     return png_uri(buf.getvalue())
 
 
@@ -137,8 +148,8 @@ def perturbation_uri(adv: Tensor, clean: Tensor) -> str:
     scaled = d / m if m > 0 else d
     if d.shape[2] == 1:
         rgba = colormaps["RdBu_r"](0.5 + 0.42 * scaled[:, :, 0])  # stop short of the near-black ends
-        return _encode((rgba[:, :, :3] * 255).round().astype(np.uint8))
-    return _encode((np.clip(0.5 + scaled / 2, 0, 1) * 255).round().astype(np.uint8))
+        return _encode((rgba[:, :, :3] * 255).round().astype(np.uint8), smooth=False)
+    return _encode((np.clip(0.5 + scaled / 2, 0, 1) * 255).round().astype(np.uint8), smooth=False)
 
 
 def signed_swatches() -> list[tuple[str, str]]:
@@ -161,7 +172,7 @@ def magnitude_uri(adv: Tensor, clean: Tensor) -> str:
     d = np.abs(_hwc(adv) - _hwc(clean)).max(axis=2)
     m = float(d.max())
     rgba = colormaps["magma"](d / m if m > 0 else d)
-    return _encode((rgba[:, :, :3] * 255).round().astype(np.uint8))
+    return _encode((rgba[:, :, :3] * 255).round().astype(np.uint8), smooth=False)
 
 
 def bounds_range(bounds: Any) -> tuple[float, float]:
