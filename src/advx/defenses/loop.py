@@ -509,6 +509,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
             generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
             order = torch.randperm(n, generator=generator)
             loss_sum, correct, seen, scored = 0.0, 0, 0, 0
+            lr = config.lr_at(epoch * steps, total)
             model.train()
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(_epoch_seed(config.seed, epoch) + 1)  # dropout and other global-RNG layers
@@ -561,8 +562,8 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
                 test_acc = float(eval_fn(model))
             else:
                 test_acc = accuracy(model, eval_set) if eval_set is not None else None
-            stats = EpochStats(epoch + 1, loss_sum / seen, correct / scored if scored else math.nan, test_acc,
-                               time.perf_counter() - t0, lr)
+            stats = EpochStats(epoch + 1, loss_sum / seen if seen else math.nan,
+                               correct / scored if scored else math.nan, test_acc, time.perf_counter() - t0, lr)
             history.append(stats)
             log.info("epoch %d/%d: loss %.4f%s%s, %.1f s", stats.epoch, config.epochs, stats.loss,
                      f", train acc {stats.train_accuracy:.4f}" if scored else "",
