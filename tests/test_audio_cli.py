@@ -81,3 +81,26 @@ def test_universal_keyword_spotter_writes_a_run(tmp_path, capsys):
     assert res["command"] == "audio universal" and row["mode"] == "targeted" and res["target"] == "seven"
     assert row["delta_dbfs"] <= -20 + 1e-6 and 0 <= row["success_rate"] <= 1
     assert (out / "report.html").is_file() and (out / "adversarial.safetensors").is_file()
+
+
+def test_ctc_recogniser_targeted_attack_run(tmp_path, capsys):
+    out = tmp_path / "ctc"
+    code = main(["audio", "attack", "--model", "phrases-ctc", "--attack", "cw", "--target-text", "open the door",
+                 "-n", "1", "--steps", "3", "--psycho-steps", "2", "--playback-draws", "0", "--examples", "1",
+                 "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    res = json.loads((out / "results.json").read_text())
+    assert res["target_text"] == "open the door" and res["synthetic"] is True
+    assert [r["mode"] for r in res["results"]] == ["targeted", "targeted+psychoacoustic"]
+    for r in res["results"]:
+        assert 0 <= r["success_rate"] <= 1 and r["mean_gradients"] >= 3
+    from safetensors.torch import load_file
+
+    t = load_file(str(out / "adversarial.safetensors"))
+    assert t["x"].shape == t["x_adv/targeted"].shape == (1, 40000)
+    assert t["audible/targeted"].dim() == 3  # perturbation PSD minus masking threshold, for the shown clip
+    assert float((t["x_adv/targeted"] - t["x"]).abs().max()) <= float(t["x"].abs().max()) * 10 ** (-30 / 20) + 1e-6
+    assert len(list((out / "wav").glob("*.wav"))) == 3
+    assert main(["audio", "attack", "--model", "phrases-ctc", "--target-text", "call 911", "-n", "1",
+                 "--out", str(tmp_path / "bad")]) == 2
