@@ -74,6 +74,26 @@ def attack_page() -> tuple[dict, dict]:
     return results, exp.tensors()
 
 
+def wide_attack_page() -> tuple[dict, dict]:
+    """Eight attacks with long names (copies of the runs of attack_page): panels wrap, tables still fit."""
+    import copy
+
+    results, tensors = attack_page()
+    runs, examples = [], []
+    for k in range(8):
+        for r in results["runs"][:1]:
+            r = copy.deepcopy(r)
+            old, r["attack"] = r["id"], f"attack-with-a-long-registry-name-{k}"
+            r["id"] = f"{r['attack']}-linf-0.03"
+            runs.append(r)
+            tensors[f"{r['id']}/x_adv"] = tensors[f"{old}/x_adv"]
+            for e in results["examples"]:
+                if e["run"] == old:
+                    examples.append({**e, "run": r["id"], "attack": r["attack"]})
+    results["runs"], results["examples"], results["worst_case"] = runs, examples, []
+    return results, tensors
+
+
 def evaluate_page() -> tuple[dict, dict]:
     from advx.evaluation import evaluate
 
@@ -118,10 +138,13 @@ def certify_page() -> tuple[dict, dict]:
 
 
 def transfer_page() -> tuple[dict, dict]:
-    names = ["fmnist-cnn", "fmnist-cnn-at", "module_with_a_long_name:build_the_model_for_transfer"]
-    matrix = {"sources": names, "targets": names,
-              "success": [[1.0, 0.31234, 0.5], [0.2, 0.987, 0.0019], [0.66, 0.1, 0.9996]],
-              "clean_accuracy": [0.91, 0.83, 0.88], "n": [500, 500, 500]}
+    names = ["fmnist-cnn", "fmnist-cnn-at", "module_with_a_long_name:build_the_model_for_transfer",
+             "hf:some-organisation/a-vision-transformer-fine-tuned-on-fashion-mnist", "cousins:noisy", "m6.safetensors"]
+    g = torch.Generator().manual_seed(0)
+    success = torch.rand(6, 6, generator=g).tolist()
+    success[0][1], success[1][2], success[2][2] = 0.31234, 0.0019, 0.9996
+    matrix = {"sources": names, "targets": names, "success": success,
+              "clean_accuracy": [0.91, 0.83, 0.88, 0.9, 0.7, 0.5], "n": [500] * 6}
     results = transfer_results(matrix, "mifgsm Linf(0.1), 10 steps", "fashion-mnist",
                                "advx transfer --models " + ",".join(names) + " --data fashion-mnist",
                                environment={"advx": "0.1.0"})
@@ -210,9 +233,9 @@ def grey_attack_page() -> tuple[dict, dict]:
     return json.loads((run / "results.json").read_text()), load_file(str(run / "adversarial.safetensors"))
 
 
-PAGES = {"attack": attack_page, "attack-grey": grey_attack_page, "evaluate": evaluate_page, "certify": certify_page,
+PAGES = {"attack": attack_page, "attack-wide": wide_attack_page, "attack-grey": grey_attack_page, "evaluate": evaluate_page, "certify": certify_page,
          "transfer": transfer_page, "text": text_page, "audio": audio_page, "audio-universal": audio_universal_page}
-KIND = {"attack": "attack", "attack-grey": "attack", "evaluate": "evaluate", "certify": "certify",
+KIND = {"attack": "attack", "attack-wide": "attack", "attack-grey": "attack", "evaluate": "evaluate", "certify": "certify",
         "transfer": "transfer", "text": "text attack", "audio": "audio attack", "audio-universal": "audio universal"}
 
 
@@ -307,7 +330,7 @@ def test_every_image_decodes_in_the_browser(browser, rendered, name):
     assert all(w > 0 for _, w in imgs), [a for a, w in imgs if not w]
     for uri in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page):  # and in Pillow
         Image.open(io.BytesIO(base64.b64decode(uri))).load()
-    plots = {"attack": 1, "attack-grey": 1, "evaluate": 1, "certify": 1, "transfer": 1}.get(name, 0)
+    plots = {"attack": 1, "attack-wide": 1, "attack-grey": 1, "evaluate": 1, "certify": 1, "transfer": 1}.get(name, 0)
     assert len(imgs) >= plots + (name != "certify" and name != "transfer" and name != "text")
 
 

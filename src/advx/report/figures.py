@@ -81,16 +81,17 @@ def robustness_plot(results: dict[str, Any]) -> str | None:
             if curve:  # a minimum-norm attack gives the whole curve from one run
                 ce, ca = zip(*curve)
                 ax.plot(ce, [100 * a for a in ca], color=color, lw=1.6, alpha=0.9)
-                ax.plot(eps, [100 * a for a in acc], "o", color=color, ms=5, label=attack.upper())
+                ax.plot(eps, [100 * a for a in acc], "o", color=color, ms=5, label=_short(attack.upper()))
             else:
-                ax.plot(eps, [100 * a for a in acc], "o-", color=color, lw=1.6, ms=5, label=attack.upper())
+                ax.plot(eps, [100 * a for a in acc], "o-", color=color, lw=1.6, ms=5, label=_short(attack.upper()))
         ax.set_xlabel(f"ε ({NORM_LABEL.get(norm, norm)})")
         ax.set_ylabel("robust accuracy (%)")
         ax.set_ylim(-3, 103)
         ax.set_xlim(left=0)
         ax.grid(True, color="#e4e7ec", lw=0.8)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(frameon=False, fontsize=8)
+        many = len(ax.get_legend_handles_labels()[1]) > 4
+        ax.legend(frameon=False, fontsize=7 if many else 8, ncol=2 if many else 1)
         ax.set_title(f"{NORM_LABEL.get(norm, norm)} threat", fontsize=10, loc="left")
     fig.tight_layout()
     return figure_uri(fig)
@@ -252,11 +253,17 @@ def transfer_heatmap(results: dict[str, Any]) -> str:
     ax.set_ylabel("source (crafted on)")
     for i in range(s):
         for j in range(t):
-            ax.text(j, i, f"{100 * rates[i][j]:.0f}%", ha="center", va="center",
+            ax.text(j, i, _pct0(rates[i][j]), ha="center", va="center",
                     color="white" if rates[i][j] > 0.6 else "black", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="success rate")
     fig.tight_layout()
     return figure_uri(fig)
+
+
+def _pct0(v: float) -> str:
+    """A share in whole percent for a small cell: never '0%' for a share that is not 0, nor '100%' short of 1."""
+    p = 100 * v
+    return "<1%" if 0 < p < 0.5 else ">99%" if 99.5 <= p < 100 else f"{p:.0f}%"
 
 
 def _short(name: str, width: int = 22) -> str:

@@ -100,16 +100,20 @@ def sum_cell(results: dict[str, Any], keys: list[tuple], fmt: str = "count") -> 
 
 
 def lbl(text: Any, **extra: Any) -> dict[str, Any]:
-    """A label cell (row header): words, not a number from results.json."""
-    return {"text": str(text), "src": None, "num": False, "label": True, **extra}
+    """A label cell (row header): words, not a number from results.json (long ones may wrap)."""
+    text = str(text)
+    if len(text) > 24:
+        extra["cls"] = (extra.get("cls", "") + " long").strip()
+    return {"text": text, "src": None, "num": False, "label": True, **extra}
 
 
 def txt(text: Any, **extra: Any) -> dict[str, Any]:
     return {"text": MISSING if text is None else str(text), "src": None, "num": False, **extra}
 
 
-def col(label: str, num: bool = True, title: str | None = None) -> dict[str, Any]:
-    return {"label": label, "num": num, "title": title}
+def col(label: str, num: bool = True, title: str | None = None, name: bool = False) -> dict[str, Any]:
+    """A column; ``name``: its header is a name (a model, a threat) that may break anywhere to fit."""
+    return {"label": label, "num": num, "title": title, "name": name}
 
 
 def table(tid: str, cols: list[dict], rows: list[dict], title: str | None = None, note: str | None = None,
@@ -452,6 +456,7 @@ def _attack_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: st
         "tables": tables,
         "plot": robustness_plot(results),
         "plot_alt": "robust accuracy versus perturbation budget",
+        "plot_wide": len({r["threat"]["norm"] for r in results["runs"]}) > 1,
         "plot_note": "ε = 0 is the clean accuracy. Lines without markers between points come from a minimum-norm "
                      "attack, whose per-sample smallest perturbation gives the whole curve from one run.",
         "checks": checks_block(results.get("checks")),
@@ -688,7 +693,7 @@ def _transfer_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
                                                    for j in range(len(targets))], cls="foot"))
     if results.get("n"):
         rows.append(row([lbl("points")] + [cell(results, ("n", j), "count") for j in range(len(targets))], cls="foot"))
-    matrix = table("matrix", [col("source \\ target", False)] + [col(t) for t in targets], rows,
+    matrix = table("matrix", [col("source \\ target", False)] + [col(t, name=True) for t in targets], rows,
                    note="Each cell: the share of the points the target classifies correctly that it misclassifies "
                         "after the attack was crafted on the source (white-box on the diagonal, shaded).")
     data = results.get("data")
@@ -857,6 +862,7 @@ def _complete(ctx: dict[str, Any]) -> None:
         t.setdefault("note", None)
         for c in t["cols"]:
             c.setdefault("title", None)
+            c.setdefault("name", False)
         for r in t["rows"]:
             r["cells"] = [{**_CELL, **c} for c in r["cells"]]
     for c in ctx.get("cards") or []:
