@@ -156,7 +156,7 @@ def test_in_range_refuses_nan_and_one_sided_bounds_read_well():
 
 
 @pytest.mark.parametrize("make,threat,listed", [
-    (Square, L1(1.0), "Linf or L2"), (FAB, L0(3), "Linf, L2, L1 or Decibels"), (CarliniWagnerL2, Linf(0.1), "L2"),
+    (Square, L1(1.0), "Linf, L2 or Decibels"), (FAB, L0(3), "Linf, L2, L1 or Decibels"), (CarliniWagnerL2, Linf(0.1), "L2"),
 ])
 def test_wrong_threat_names_the_attack_the_supported_threats_and_the_given_one(make, threat, listed):
     with pytest.raises(TypeError, match=f"threat: {make.__name__} supports advx.threat.{listed} threats, "

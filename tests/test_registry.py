@@ -71,8 +71,8 @@ def test_get_is_case_insensitive_and_names_the_known_ones():
 def test_the_attacks_own_threat_check_reads_its_registration():
     from advx.attacks import FAB, CarliniWagnerL2, Square
 
-    assert supported_threats(Square) == ("linf", "l2")
-    with pytest.raises(UnsupportedThreat, match=r"threat: Square supports advx.threat.Linf or L2 threats, got L1"):
+    assert supported_threats(Square) == ("linf", "l2", "db")
+    with pytest.raises(UnsupportedThreat, match=r"threat: Square supports advx.threat.Linf, L2 or Decibels threats, got L1"):
         Square(L1(1.0))
     with pytest.raises(ValueError):  # UnsupportedThreat is a ValueError as well as a TypeError
         CarliniWagnerL2(Linf(0.1))
