@@ -494,3 +494,17 @@ def test_an_evaluate_run_folder_redraws_the_same_page(tmp_path):
     again = rebuild_report(tmp_path / "run", tmp_path / "again.html").read_text()
     assert again == page
     assert page.count("<img ") >= 2  # the curve and the examples' images, drawn from the saved tensors
+
+
+@pytest.mark.parametrize("doc", [
+    {"command": "attack", "runs": [], "clean": {"n": 0, "n_correct": 0, "accuracy": None}, "examples": []},
+    {"command": "evaluate", "n": 0, "clean_correct": 0, "clean_accuracy": None, "results": [], "checks": []},
+    {"command": "certify", "settings": {"sigma": 0.25, "n": 100, "alpha": 0.001}},
+    {"command": "transfer", "sources": [], "targets": [], "success": []},
+    {"command": "text attack", "results": []},
+    {"command": "audio attack", "results": []},
+], ids=lambda d: d["command"])
+def test_a_document_with_little_in_it_still_renders(doc):
+    page = render_report(doc, None)
+    assert page.startswith("<!doctype html>") and "Reproduce" in page
+    assert "This run did not record its command line." in page

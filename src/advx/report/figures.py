@@ -241,10 +241,12 @@ def certified_curve(results: dict[str, Any]) -> str | None:
     return figure_uri(fig)
 
 
-def transfer_heatmap(results: dict[str, Any]) -> str:
+def transfer_heatmap(results: dict[str, Any]) -> str | None:
     """advx transfer: success rate of examples crafted on each source (rows) against each target (columns)."""
     rates = results["success"]
     s, t = len(results["sources"]), len(results["targets"])
+    if not s or not t:
+        return None
     fig, ax = plt.subplots(figsize=(min(11.0, 2.2 + 1.3 * t), min(8.0, 1.4 + 0.8 * s)), dpi=110)
     im = ax.imshow(rates, vmin=0, vmax=1, cmap="Reds")
     ax.set_xticks(range(t), [_short(n) for n in results["targets"]], rotation=30, ha="right")

@@ -85,7 +85,10 @@ def resolve(doc: Any, ptr: str) -> Any:
 def cell(results: dict[str, Any], keys: tuple | list, fmt: str = "value", **extra: Any) -> dict[str, Any]:
     """A table cell showing results[keys...] with formatter ``fmt``."""
     ptr = pointer(*keys)
-    value = resolve(results, ptr)
+    try:
+        value = resolve(results, ptr)
+    except (KeyError, IndexError, TypeError, ValueError):  # a field this run did not record: a dash, no pointer
+        return {"text": MISSING, "src": None, "num": True, **extra}
     return {"text": FORMATTERS[fmt](value), "src": ptr, "fmt": fmt, "value": value, "num": True, **extra}
 
 
