@@ -74,3 +74,30 @@ def test_evaluate_and_attack_jobs_tick_inside_their_first_batch():
     ticks.clear()
     attack.run_batch(0, ticks.append)
     assert ticks == [6, 6, 6] and attack.units(0) == 18  # one tick per (attack, radius) row
+
+
+#: commands that run no job: a listing, and the training commands (their own loop, advx.defenses.loop)
+NOT_JOBS = {"attacks", "train", "text train"}
+
+
+def test_every_job_command_takes_the_shared_run_options():
+    import click
+
+    from advx.cli import cli
+
+    ctx = click.Context(cli)
+    found = {}
+
+    def walk(cmd, name):
+        if isinstance(cmd, click.Group):
+            for sub in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, sub), f"{name} {sub}")
+        else:
+            found[name] = {o for p in cmd.params for o in p.opts}
+
+    for name in cli.list_commands(ctx):
+        walk(cli.get_command(ctx, name), name)
+    shared = {"--out", "--resume", "--overwrite", "--seed", "-n", "--device", "--batch-size"}
+    jobs = {name: shared - opts for name, opts in found.items() if name not in NOT_JOBS}
+    assert {"attack", "demo", "evaluate", "certify", "transfer", "text attack", "audio attack"} <= set(jobs)
+    assert {name: missing for name, missing in jobs.items() if missing} == {}
