@@ -224,7 +224,7 @@ def test_fixed_class_target_leaves_that_class_unattacked(capsys, tmp_path, tiny_
 
 
 def test_random_targets_are_seeded_and_never_the_label():
-    from advx.targets import Targeting
+    from advx.jobs.targets import Targeting
 
     y = torch.arange(10).repeat(30)
     logits = torch.zeros(len(y), 10)

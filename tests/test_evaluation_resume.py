@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from advx.cli import main
-from advx.evaluation.checkpoint import atomic_save_tensors, atomic_write_text, load_tensors
+from advx.jobs.run_folder import atomic_save_tensors, atomic_write_text, load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["evaluate", "--model", "test_evaluation_models:slow", "--data", "fashion-mnist", "--n", "32",

@@ -25,7 +25,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from advx.experiment import (
+from advx.jobs.attack import (
     build_attack,
     load_data,
     pick_examples,

@@ -60,7 +60,7 @@ def _rgb_problem(n: int = 16):
 
 
 def attack_page() -> tuple[dict, dict]:
-    from advx.experiment import run_experiment
+    from advx.jobs.attack import run_experiment
     from advx.threat import parse_threat
 
     model, x, y = _rgb_problem()
