@@ -22,8 +22,9 @@ White-box shortcut for transformers (``score="gradient"``): the replace-one
 score of every word is estimated from one forward and backward pass (the
 first-order change of the loss when the word's pieces become [UNK],
 :mod:`advx.text.attacks.subword`) instead of one query per word; with
-``prescreen=k`` only the k candidate edits of a word with the best first-order
-estimate are sent to the model. Both cut queries; the edits are the same.
+``prescreen=k`` (needs only the tokenizer) only the k candidate edits of a word
+that the subword tokenizer fragments most (most pieces, an unknown piece first)
+are sent to the model. Both cut queries; the edits are the same kinds.
 """
 
 from __future__ import annotations
@@ -103,9 +104,18 @@ class DeepWordBug(TextAttack):
         self.prescreen = None if prescreen is None else int(prescreen)
 
     def check_classifier(self, classifier) -> None:
-        if (self.score == "gradient" or self.prescreen) and not getattr(classifier, "differentiable_tokens", False):
-            raise TypeError("DeepWordBug(score='gradient' or prescreen=) needs token-embedding gradients (a minilm-* "
+        if self.score == "gradient" and not getattr(classifier, "differentiable_tokens", False):
+            raise TypeError("DeepWordBug(score='gradient') needs token-embedding gradients (a minilm-* "
                             "or hf: model); use score='replace-one' for a black box")
+        if self.prescreen and not hasattr(getattr(classifier, "tokenizer", None), "piece_ids"):
+            raise TypeError("DeepWordBug(prescreen=) needs the classifier's subword tokenizer (a minilm-* or hf: model)")
+
+    @staticmethod
+    def _fragments(state: AttackState, word: str) -> float:
+        """How badly the tokenizer fragments ``word``: its number of word pieces (+10 for an unknown one)."""
+        tok = state.classifier.tokenizer
+        ids = tok.piece_ids(word)
+        return len(ids) + 10.0 * (getattr(tok, "unk_id", None) in ids)
 
     def _estimator(self, state: AttackState, text: Words):
         from advx.text.attacks.subword import Estimator, loss_for
@@ -155,9 +165,8 @@ class DeepWordBug(TextAttack):
             if not cands:
                 continue
             if self.prescreen and len(cands) > self.prescreen:
-                gains = self._estimator(state, state.current).gains(i, [c[i] for c in cands])
-                top = gains.topk(self.prescreen).indices.tolist()
-                cands, kinds = [cands[k] for k in top], [kinds[k] for k in top]
+                top = sorted(range(len(cands)), key=lambda k: -self._fragments(state, cands[k][i]))[: self.prescreen]
+                cands, kinds = [cands[k] for k in sorted(top)], [kinds[k] for k in sorted(top)]
             probs = state.predict(cands, [i] * len(cands), kinds)
             obj, adv = state.objective(probs), state.adversarial(probs)
             # an adversarial candidate first, then the most damaging, then (ties) the fewest character edits

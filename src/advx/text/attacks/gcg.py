@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 
 from advx.text.attacks.base import AttackState, TextAttack
-from advx.text.attacks.subword import Estimator, loss_for
+from advx.text.attacks.subword import Estimator, candidate_words, loss_for
 from advx.text.constraints import Constraint, Constraints, MaxWordsChanged, MinSentenceSimilarity, StopwordsKept
 
 __all__ = ["GCG"]
@@ -73,11 +73,7 @@ class GCG(TextAttack):
                             "models, or an hf: transformers classifier)")
 
     def substitutes(self, word: str) -> list[str]:
-        if self._substitutes is not None:
-            return list(self._substitutes(word))
-        from advx.text.neighbours import substitutes
-
-        return substitutes(word)
+        return candidate_words(self._substitutes, word)
 
     def run(self, state: AttackState) -> None:
         loss_fn = loss_for(state)

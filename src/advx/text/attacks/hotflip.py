@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from advx.text.attacks.base import AttackState, TextAttack
-from advx.text.attacks.subword import Estimator, loss_for
+from advx.text.attacks.subword import Estimator, candidate_words, loss_for
 from advx.text.constraints import Constraint
 from advx.text.words import STOPWORDS, Words
 
@@ -64,11 +64,7 @@ class HotFlip(TextAttack):
                             "token-embedding gradients (minilm-tweets, an hf: model)")
 
     def substitutes(self, word: str) -> list[str]:
-        if self._substitutes is not None:
-            return list(self._substitutes(word))
-        from advx.text.neighbours import substitutes
-
-        return substitutes(word)
+        return candidate_words(self._substitutes, word)
 
     def run_words(self, state: AttackState) -> None:
         """Word-level HotFlip through a subword tokenizer (beam search on first-order estimates)."""

@@ -18,7 +18,8 @@ word instead); synonyms come from :mod:`advx.text.wordnet`.
 White-box shortcut for transformers (``estimate="gradient"``): S and dP_i* are
 estimated from one forward and backward pass (first-order changes of the loss
 through the word-piece embeddings, :mod:`advx.text.attacks.subword`), so only
-the greedy substitutions of step 3 are queried.
+the greedy substitutions of step 3 are queried: for each word in turn, its
+``verify`` best-estimated synonyms (default 3), in one batch, keeping the best.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ class PWWS(TextAttack):
 
     def __init__(self, unk: str = "[UNK]", max_synonyms: int | None = None, synonyms=None,
                  constraints: Constraint | None = None, query_budget: int | None = None, seed: int = 0,
-                 estimate: str = "query"):
+                 estimate: str = "query", verify: int = 3):
         super().__init__(StopwordsKept() if constraints is None else constraints, query_budget, seed)
         if estimate not in ("query", "gradient"):
             raise ValueError(f"estimate must be 'query' (black box) or 'gradient' (white box), got {estimate!r}")
-        self.estimate = estimate
+        if int(verify) < 1:
+            raise ValueError(f"verify must be >= 1, got {verify}")
+        self.estimate, self.verify = estimate, int(verify)
         if max_synonyms is not None and int(max_synonyms) < 1:
             raise ValueError(f"max_synonyms must be >= 1 or None, got {max_synonyms}")
         self.unk, self.max_synonyms = unk, max_synonyms
@@ -98,19 +101,23 @@ class PWWS(TextAttack):
                     continue
             else:
                 gain = state.objective(state.predict(cands, [i] * len(cands), "synonym")) - base
-            k = int(torch.argmax(gain))
-            gains.append(float(gain[k]))
-            best.append(cands[k][i])
+            top = gain.topk(min(self.verify if est is not None else 1, len(gain))).indices.tolist()
+            gains.append(float(gain[top[0]]))
+            best.append([cands[t][i] for t in top if gain[t] > float("-inf")])
         weights = torch.softmax(saliency, dim=0)
         score = torch.tensor([float(w) * g if g != float("-inf") else g for w, g in zip(weights, gains)])
         for k in torch.argsort(score, descending=True, stable=True).tolist():
             i = words[k]
             if best[k] is None:
                 break
-            cand = state.current.replace(i, best[k])
-            if not state.allowed(i) or not state.filter([cand], [i]):
+            if not state.allowed(i):
                 continue
-            probs = state.predict([cand], [i], "synonym")
-            state.commit(cand, i, "synonym")
-            if bool(state.adversarial(probs)[0]):
+            cands = [state.current.replace(i, w) for w in best[k]]
+            cands = [cands[j] for j in state.filter(cands, [i] * len(cands))]
+            if not cands:
+                continue
+            probs = state.predict(cands, [i] * len(cands), "synonym")
+            j = int(torch.argmax(state.objective(probs) + 2.0 * state.adversarial(probs).float()))
+            state.commit(cands[j], i, "synonym")
+            if bool(state.adversarial(probs)[j]):
                 return

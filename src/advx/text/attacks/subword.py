@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from advx.text.words import Words
 
-__all__ = ["word_tokens", "Estimator", "loss_for"]
+__all__ = ["word_tokens", "Estimator", "loss_for", "candidate_words"]
 
 
 def word_tokens(text: Words, spans: Sequence[tuple[int, int] | None]) -> dict[int, list[int]]:
@@ -44,6 +44,15 @@ def word_tokens(text: Words, spans: Sequence[tuple[int, int] | None]) -> dict[in
                 out.setdefault(j, []).append(p)
             j += 1
     return out
+
+
+def candidate_words(custom, word: str) -> list[str]:
+    """``custom(word)`` if given, else WordNet synonyms + MiniLM neighbours (:func:`advx.text.neighbours.substitutes`)."""
+    if custom is not None:
+        return list(custom(word))
+    from advx.text.neighbours import substitutes
+
+    return substitutes(word)
 
 
 def loss_for(state) -> callable:
