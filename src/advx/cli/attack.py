@@ -128,14 +128,17 @@ Threats: NORM:EPS[,EPS...] with NORM in linf, l2, l1, l0 -- each radius is one r
 or a class index; success then means reaching it. Samples whose label is the target are not attacked
 and not counted in the success rate. deepfool is untargeted only.
 --model: a zoo name (fmnist-cnn, mnist-cnn), a .safetensors file with its JSON sidecar, a .pt2 archive,
-or module:function returning an nn.Module. --data: fashion-mnist, mnist, or a .safetensors/.npz file
-with tensors x (N, ...) in [0, 1] and integer labels y.
+module:function returning an nn.Module (./module.py first, like python -m), or hf:DIR_OR_ID (a Hugging
+Face image classifier); --mean/--std for a model that expects normalised input. --data: fashion-mnist,
+mnist, cifar10, cifar100, an image folder root/<class>/*.png (--resize/--center-crop), or a
+.safetensors/.npz file with x (N, ...) in [0, 1] or uint8 (NCHW or NHWC) and integer labels y.
+Your own attack: --import MODULE, then --attack NAME (docs/extending.md).
 """
 
 
 @click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
-@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, or module:function.")
-@click.option("--data", "data", required=True, help="fashion-mnist, mnist, or a .safetensors/.npz file.")
+@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, module:function (from the working directory) or hf:DIR_OR_ID.")
+@click.option("--data", "data", required=True, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--attack", "attacks", multiple=True, default=("pgd",), show_default=True,
               help="Attack name(s), comma-separated or repeated.")

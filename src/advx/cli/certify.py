@@ -29,8 +29,8 @@ def _radii(value: str) -> list[float]:
 
 
 @click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
-@click.option("--model", required=True, help="Zoo name, .safetensors/.pt2 file, or module:function: the BASE model.")
-@click.option("--data", required=True, help="fashion-mnist, mnist, or a .safetensors/.npz file.")
+@click.option("--model", required=True, help="Zoo name, .safetensors/.pt2 file, module:function or hf:DIR_OR_ID: the BASE model.")
+@click.option("--data", required=True, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), required=True,
               help="Standard deviation of the Gaussian noise (in input units).")

@@ -60,8 +60,8 @@ def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds:
 
 
 @click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
-@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, or module:function.")
-@click.option("--data", "data", required=True, help="fashion-mnist, mnist, or a .safetensors/.npz file.")
+@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, module:function (from the working directory) or hf:DIR_OR_ID.")
+@click.option("--data", "data", required=True, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")

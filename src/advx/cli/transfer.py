@@ -12,7 +12,7 @@ TRANSFER_ATTACKS = ("mifgsm", "difgsm", "tifgsm", "pgd")
 @click.command(epilog="Example:\n\n  advx transfer --models fmnist-cnn,fmnist-cnn-at --data fashion-mnist "
                       "--attack difgsm --threat linf:0.1 --n 500 --out runs/transfer")
 @click.option("--models", required=True, help="Comma-separated model specs (zoo names, files, module:function).")
-@click.option("--data", "data_spec", required=True, help="Data set name or .npz/.safetensors file with x and y.")
+@click.option("--data", "data_spec", required=True, help="Data set name, image folder (root/<class>/*.png) or .npz/.safetensors file with x and y.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--attack", type=click.Choice(TRANSFER_ATTACKS), default="mifgsm", show_default=True)
 @click.option("--threat", "threat_spec", default="linf:0.1", show_default=True, help="One threat, e.g. linf:0.1.")
