@@ -547,7 +547,6 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
         brows.append(row(cells, data_attack=a))
     breakdown = table("attack-table", [col("Attack", False)] + [col(_eval_threat(t)) for t in threats]
                       + [col("Gradients"), col("Model passes"), col("Time")], brows,
-                      title="Per attack",
                       note="Columns per threat: points that attack broke first (each later attack runs only on points "
                            "still robust). The convergence probe is the stronger attack of the convergence check, "
                            "run on a sample of the survivors. Gradients and model passes are summed over the threats.")
