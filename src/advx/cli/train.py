@@ -334,6 +334,13 @@ def _world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def _clips(description: str, n_train: int, val, test, batch_size: int) -> None:
+    """Refuse a training split smaller than one batch (the speech recipes drop the last partial batch); say the sizes."""
+    if n_train < batch_size:
+        raise click.BadParameter(f"{n_train} training clips make no batch of {batch_size}", param_hint="--batch-size")
+    click.echo(f"data: {description} ({n_train} train, {len(val) if val else 0} val, {len(test)} test clips)")
+
+
 def _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing, width, weight_decay, n_train,
                eval_n, n_test, defense, options, defense_flags, resume, overwrite, device, progress) -> None:
     """The keyword spotter on the spoken digits through the one loop: advx.audio's data, model and playback
@@ -356,11 +363,7 @@ def _run_audio(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smo
     train_set = load_digits("espeak", "train", limit=n_train)
     val = load_digits("espeak", "val", limit=eval_n) if eval_n else None
     test = load_digits("espeak", "test", limit=n_test)
-    if len(train_set) < batch_size:
-        raise click.BadParameter(f"{len(train_set)} training clips make no batch of {batch_size}",
-                                 param_hint="--batch-size")
-    click.echo(f"data: {train_set.description} ({len(train_set)} train, {len(val) if val else 0} val, "
-               f"{len(test)} test clips)")
+    _clips(train_set.description, len(train_set), val, test, batch_size)
     torch.manual_seed(seed)
     model = KeywordSpotter(width=width).to(device)
     checkpoint = out.with_suffix(".ckpt.safetensors")
@@ -492,10 +495,7 @@ def _run_ctc(epochs, seed, out, batch_size, lr, optimizer, schedule, weight_deca
     data = PhraseBatches("train", limit=n_train)
     val = load_phrases("val", limit=eval_n) if eval_n else None
     test = load_phrases("test", limit=n_test)
-    if len(data) < batch_size:
-        raise click.BadParameter(f"{len(data)} training clips make no batch of {batch_size}", param_hint="--batch-size")
-    click.echo(f"data: espeak-ng command phrases, synthetic speech ({len(data)} train, {len(val) if val else 0} val, "
-               f"{len(test)} test clips)")
+    _clips("espeak-ng command phrases, synthetic speech", len(data), val, test, batch_size)
     torch.manual_seed(seed)
     model = CTCRecognizer(spec_augment=True).to(device)
     checkpoint = out.with_suffix(".ckpt.safetensors")
