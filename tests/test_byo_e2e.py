@@ -83,6 +83,20 @@ def test_a_model_of_another_shape_is_one_line_naming_both(project):
     assert "(1, 28, 28)" in err and "Traceback" not in p.stderr
 
 
+def test_attack_with_normalisation_resize_and_class_names_in_the_report(project):
+    p = _advx(project, "attack", "--model", "mymodels:build", "--data", "images", "--resize", "8", "--center-crop",
+              "8", "--mean", "0.5,0.5,0.5", "--std", "0.25", "--threat", "linf:8/255", "-n", "9", "--out", "runs/norm")
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = json.loads((project / "runs" / "norm" / "results.json").read_text())
+    assert results["model"]["info"]["mean"] == [0.5, 0.5, 0.5] and results["model"]["info"]["std"] == 0.25
+    assert results["data"]["classes"] == CLASSES and "resized to 8" in results["data"]["source"]
+    html = (project / "runs" / "norm" / "report.html").read_text()
+    assert any(c in html for c in CLASSES)
+    bad = _advx(project, "attack", "--model", "mymodels:build", "--data", "images", "--mean", "0.5", "--threat",
+                "linf:8/255", "-n", "3", "--out", "runs/bad")
+    assert bad.returncode == 2 and "--std" in bad.stderr
+
+
 def test_missing_module_says_where_it_looked(project):
     p = _advx(project, "attack", "--model", "nomodels:build", "--data", "images", "--threat", "linf:8/255", "-n", "6",
               "--out", "runs/missing")
