@@ -146,6 +146,7 @@ def test_result_inside_threat_judged_by_the_model_and_counted(name, norm, seed, 
     assert bool((res.queries >= res.gradients).all() and (res.queries >= 2).all())
     assert int(res.queries.max()) <= MAX_PASSES, f"{name}: too costly for the contract suite; add it to FAST"
     assert int((res.queries - res.gradients).sum()) == model.rows  # every forward counted, on the right sample
+    assert not bool(res.nonfinite.any())
     if info.black_box:
         assert bool((res.queries <= QUERIES).all()), f"{name} overspent its budget: {res.queries.tolist()}"
         assert int(res.gradients.sum()) == 0
@@ -213,7 +214,7 @@ def test_empty_batch_gives_an_empty_result_without_calling_the_model(name, devic
     x, y = torch.zeros(0, 1, 6, 6, device=device), torch.zeros(0, dtype=torch.long, device=device)
     res = make(name, threat_for(REGISTRY[name].threats[0]))(model, x, y)
     assert res.x_adv.shape == (0, 1, 6, 6) and res.x_adv.device == x.device and model.rows == 0
-    for t in (res.success, res.distance, res.queries, res.gradients, res.clean_correct):
+    for t in (res.success, res.distance, res.queries, res.gradients, res.clean_correct, res.nonfinite):
         assert t.shape == (0,) and t.device == x.device
     assert res.logits.shape[0] == 0
 
@@ -254,6 +255,8 @@ def test_non_finite_logits_are_never_success(name, norm):
         with torch.no_grad():
             finite = torch.isfinite(model(res.x_adv)).all(1)
         assert not bool((res.success & ~finite).any()), "a non-finite verdict counted as success"
+        assert not bool((res.nonfinite & res.success).any())
+        assert bool(res.nonfinite[~finite].all())  # every sample with a non-finite final verdict is flagged
 
 
 def test_nan_logits_at_eps_zero_are_not_success():
@@ -268,7 +271,7 @@ def test_nan_logits_at_eps_zero_are_not_success():
         PGD(Linf(0.0), steps=2)(nan_model, x, y)
     with pytest.warns(UserWarning, match="marked failed"):
         res = PGD(Linf(0.0), steps=2)(nan_model, x, y, nonfinite="fail")
-    assert res.success_rate == 0.0 and not bool(res.clean_correct.any())
+    assert res.success_rate == 0.0 and not bool(res.clean_correct.any()) and bool(res.nonfinite.all())
 
 
 def test_deepfool_with_nan_gradients_returns_finite_points_inside_the_box():

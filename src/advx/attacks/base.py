@@ -49,6 +49,8 @@ class AttackResult:
     gradients: Tensor  #: (N,) backward passes (gradient evaluations) on each sample
     logits: Tensor  #: (N, C) model output on x_adv
     clean_correct: Tensor = field(default=None)  #: (N,) bool, model right on clean x
+    #: (N,) bool: the model's logits were NaN/inf at x or x_adv (only with nonfinite="fail"; never a success)
+    nonfinite: Tensor = field(default=None)
 
     @property
     def success_rate(self) -> float:
@@ -192,9 +194,10 @@ class Attack(ABC):
             if bool(keep.any()):
                 x_adv[keep], logits[keep], success[keep] = x[keep], clean_logits[keep], True
             clean_correct = (clean_logits.argmax(1) == y) & clean_ok
-            if not bool(ok.all() and clean_ok.all()):
+            nonfinite = ~_finite_rows(logits) | ~clean_ok  # as returned: a row put back to x has x's logits
+            if bool(nonfinite.any()):
                 warnings.warn(f"{type(self).__name__}: the model returned non-finite logits on "
-                              f"{int((~ok | ~clean_ok).sum())} of {n} samples; they are marked failed",
+                              f"{int(nonfinite.sum())} of {n} samples; they are marked failed",
                               UserWarning, stacklevel=2)
         return AttackResult(
             x_adv=x_adv,
@@ -204,6 +207,7 @@ class Attack(ABC):
             gradients=counter.backwards.clone(),
             logits=logits,
             clean_correct=clean_correct,
+            nonfinite=nonfinite,
         )
 
     def check_threat(self) -> None:
@@ -315,7 +319,7 @@ def _empty_result(x: Tensor) -> AttackResult:
     none = torch.zeros(0, dtype=torch.long, device=x.device)
     no = torch.zeros(0, dtype=torch.bool, device=x.device)
     return AttackResult(x_adv=x.clone(), success=no, distance=x.new_zeros(0), queries=none, gradients=none.clone(),
-                        logits=x.new_zeros((0, 0)), clean_correct=no.clone())
+                        logits=x.new_zeros((0, 0)), clean_correct=no.clone(), nonfinite=no.clone())
 
 
 def _check_inputs(threat: Threat, x: Tensor, y: Tensor, target: Tensor | None) -> None:
