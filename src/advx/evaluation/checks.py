@@ -308,8 +308,10 @@ class BaseCheck:
     name: ClassVar[str] = ""
     #: "before": the evidence step runs before the attacks (its evidence can steer them); "after": after
     stage: ClassVar[str] = "after"
-    #: keys of the per-batch evidence that :meth:`merge` adds up (the others: see :meth:`merge`)
+    #: keys of the per-batch evidence that :meth:`merge` adds up
     counts: ClassVar[tuple[str, ...]] = ()
+    #: keys :meth:`merge` takes the extreme of over the batches: key -> min or max (None values skipped)
+    extremes: ClassVar[dict[str, Callable]] = {}
 
     def evidence(self, ctx: BatchContext) -> dict[str, Any] | None:
         """This batch's evidence (JSON-able), or None: the check has no per-batch step."""
@@ -317,11 +319,15 @@ class BaseCheck:
 
     def merge(self, items: list[Any]) -> Any:
         """The merged evidence of the batches (in batch order): ``counts`` summed (a key an older
-        checkpoint lacks counts 0); None if no batch has any."""
+        checkpoint lacks counts 0), ``extremes`` their min/max; None if no batch has any."""
         items = [i for i in items if i]
         if not items:
             return None
-        return {k: sum(i.get(k, 0) for i in items) for k in self.counts}
+        out: dict[str, Any] = {k: sum(i.get(k, 0) for i in items) for k in self.counts}
+        for key, fn in self.extremes.items():
+            vals = [i[key] for i in items if i.get(key) is not None]
+            out[key] = fn(vals) if vals else None
+        return out
 
     def verdict(self, evidence: Any, run: RunInfo) -> Check:
         raise NotImplementedError
@@ -330,25 +336,15 @@ class BaseCheck:
         return Check(self.name, "skipped", why)
 
 
-def _extreme(items: list[dict], key: str, fn) -> Any:
-    vals = [i[key] for i in items if i and i.get(key) is not None]
-    return fn(vals) if vals else None
-
-
 class Gradients(BaseCheck):
     name, stage = "gradients", "before"
     counts = ("points", "zero", "nan", "tiny", "ce_zero")
+    extremes = {"min_gain_ratio": min}
 
     def evidence(self, ctx):
         largest = ctx.threats[ctx.groups[0][-1]]  # the largest eps of the first norm
         with ctx.seeded("gradients") as gen:
             return gradient_evidence(ctx.model, ctx.x, ctx.y, largest, gen)
-
-    def merge(self, items):
-        out = super().merge(items)
-        if out is not None:
-            out["min_gain_ratio"] = _extreme(items, "min_gain_ratio", min)
-        return out
 
     def verdict(self, evidence, run):
         return _gradients(evidence)
@@ -357,6 +353,7 @@ class Gradients(BaseCheck):
 class Randomness(BaseCheck):
     name = "randomness"
     counts = ("rows", "differing_rows", "prediction_changed")
+    extremes = {"max_abs_diff": max}
 
     def evidence(self, ctx):
         from advx.evaluation.eot import is_random
@@ -365,12 +362,6 @@ class Randomness(BaseCheck):
             rows, diff, changed = is_random(ctx.raw_model, ctx.x)
         return {"rows": len(ctx.x), "differing_rows": rows, "max_abs_diff": diff, "prediction_changed": changed}
 
-    def merge(self, items):
-        out = super().merge(items)
-        if out is not None:
-            out["max_abs_diff"] = _extreme(items, "max_abs_diff", max)
-        return out
-
     def verdict(self, evidence, run):
         return _randomness(evidence, run.eot)
 
@@ -378,18 +369,12 @@ class Randomness(BaseCheck):
 class Probabilities(BaseCheck):
     name = "probabilities"
     counts = ("rows", "probability_rows")
+    extremes = {"min_output": min, "max_output": max}
 
     def evidence(self, ctx):
         with ctx.seeded("probabilities"), torch.no_grad():
             raw = ctx.clean if ctx.raw_model is ctx.model else ctx.raw_model(ctx.x)
         return probability_evidence(raw)
-
-    def merge(self, items):
-        out = super().merge(items)
-        if out is not None:
-            out["min_output"] = _extreme(items, "min_output", min)
-            out["max_output"] = _extreme(items, "max_output", max)
-        return out
 
     def verdict(self, evidence, run):
         return _probabilities(evidence)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from advx.attacks.base import Attack
-from advx.threat import L0, L1, L2, Linf, Threat
+from advx.threat import Threat
 
 __all__ = ["AttackSpec", "resolve_attacks", "NAMES", "PRESETS"]
 
@@ -151,33 +151,23 @@ def _fgsm(threat: Threat) -> Attack:
     return FGSM(threat)
 
 
+#: name -> builder with the preset budgets; which threats each takes, and whether it is minimum-norm, is the
+#: registry's (advx.attacks.registry: the one source)
+NAMES: dict[str, Callable[[Threat], Attack]] = {
+    "apgd-ce": _apgd(100, "ce"),
+    "apgd-dlr": _apgd(100, "dlr"),
+    "apgd-t": _apgdt(100),
+    "malt": _malt(3),
+    "fab-t": _fabt,
+    "square": _square,
+    "pgd": _pgd,
+    "fgsm": _fgsm,
+}
+
+
 def _any(threat: Threat) -> bool:
     return True
 
-
-def _not_l0(threat: Threat) -> bool:
-    return not isinstance(threat, L0)
-
-
-def _lp(threat: Threat) -> bool:
-    return isinstance(threat, (Linf, L2, L1))
-
-
-def _linf_l2(threat: Threat) -> bool:
-    return isinstance(threat, (Linf, L2))
-
-
-#: name -> (builder, supported threats, minimum-norm)
-NAMES: dict[str, tuple[Callable[[Threat], Attack], Callable[[Threat], bool], bool]] = {
-    "apgd-ce": (_apgd(100, "ce"), _not_l0, False),
-    "apgd-dlr": (_apgd(100, "dlr"), _not_l0, False),
-    "apgd-t": (_apgdt(100), _not_l0, False),
-    "malt": (_malt(3), _not_l0, False),
-    "fab-t": (_fabt, _lp, True),
-    "square": (_square, _linf_l2, False),
-    "pgd": (_pgd, _any, False),
-    "fgsm": (_fgsm, _any, False),
-}
 
 #: preset members: a name from NAMES, or (name, builder or None for the name's own, AttackSpec options)
 Member = Union[str, tuple[str, Union[Callable[[Threat], Attack], None], dict]]
@@ -203,7 +193,10 @@ def _from_name(name: str) -> AttackSpec:
     if base not in NAMES:
         raise ValueError(f"attacks: unknown attack {name!r}; use one of {sorted(NAMES)}, a preset ({', '.join(PRESETS)}), "
                          "an Attack object or a callable threat -> Attack")
-    make, supports, min_norm = NAMES[base]
+    from advx.attacks import registry
+
+    info = registry.get(base)
+    make, supports, min_norm = NAMES[base], info.supports, info.kind == "minimum-norm"
     if steps:
         if base not in ("apgd-ce", "apgd-dlr", "apgd-t"):
             raise ValueError(f"attacks: {name!r}: only the APGD attacks take ':steps'")
