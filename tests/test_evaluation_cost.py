@@ -15,14 +15,6 @@ from advx.model import input_gradient
 from test_evaluation_models import Noisy, Quantized, centroid
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     return load("fashion-mnist", split="test", n=32, seed=0)

@@ -21,8 +21,11 @@ Examples:
   torchrun --nproc-per-node 2 -m advx evaluate --model fmnist-cnn --data fashion-mnist --threat linf:0.1 -n 1000
 
 \b
---attacks: standard (APGD-CE, APGD-T, FAB-T if installed, Square 5000 queries), fast (APGD-CE + APGD-T,
-25 iterations), or names: apgd-ce, apgd-dlr, apgd-t, fab-t, square, pgd, fgsm (apgd-*:STEPS sets iterations).
+--attacks: standard (cheap and strong: APGD-CE, MALT-ranked APGD-T on 2 targets, FAB-T near the boundary,
+Square on a sample of the survivors -- on all once it breaks one), autoattack (AutoAttack's standard ensemble
+exactly: APGD-CE, APGD-T 9 targets, FAB-T, Square 5000), thorough (autoattack + MALT APGD-T 3 targets x 2
+restarts), fast (APGD-CE + APGD-T, 25 iterations), or names: apgd-ce, apgd-dlr, apgd-t, malt, fab-t, square,
+pgd, fgsm (apgd-*:STEPS sets iterations). --budget PASSES stops spending there and says what was not run.
 Checks (all by default): gradients, randomness, probabilities, black_box, unbounded, monotone, convergence.
 Interrupted? Run the same command with --resume: finished batches are kept in --out.
 """
@@ -65,7 +68,11 @@ def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds:
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
-@click.option("--attacks", default="standard", show_default=True, help="standard, fast, or comma-separated names.")
+@click.option("--attacks", default="standard", show_default=True,
+              help="standard, autoattack, thorough, fast, or comma-separated names.")
+@click.option("--budget", type=click.IntRange(min=1), default=None, metavar="PASSES",
+              help="Hard limit on model passes (forward + backward samples) after the clean forward; the report "
+                   "says how far it got and which attacks/points were not run.")
 @click.option("--eot", type=click.IntRange(min=1), default=None, help="Average a randomised model over N passes.")
 @click.option("--checks", "checks", default="all", show_default=True, help="all, none, or comma-separated names.")
 @click.option("--probe-points", type=click.IntRange(min=0), default=16, show_default=True,
@@ -83,7 +90,8 @@ def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds:
                     "ambiguous abbreviation of its options.",
              batch_help="Points per batch: the unit of checkpoints, resume and sharding.",
              device_help="cpu, cuda (under torchrun: cuda:LOCAL_RANK) ...")
-def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks: str, eot: int | None, checks: str,
+def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks: str, budget: int | None,
+            eot: int | None, checks: str,
             probe_points: int, defense: str | None, adaptive: bool, strict: bool, no_progress: bool,
             run: RunOptions) -> None:
     """Robust accuracy, worst case over an attack ensemble, with checks that flag untrustworthy numbers."""
@@ -107,7 +115,7 @@ def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks
     report = evaluate(
         net, ds, parsed, attacks=attacks, batch_size=run.batch_size, out_dir=str(out), resume=run.resume,
         overwrite=run.overwrite, eot=eot, seed=seed, progress=not no_progress, checks=_checks(checks), device=device,
-        probe_points=probe_points, description=description,
+        probe_points=probe_points, description=description, budget=budget,
         model_spec={"spec": model, "info": model_meta.get("info", {}),
                     **({"defense": defense, "adaptive": adaptive} if defense else {})},
         data_spec={"spec": data, "name": getattr(ds, "name", data), "split": getattr(ds, "split", split),

@@ -164,12 +164,13 @@ class EvaluationReport:
         t.add_column("broken by", justify="left")
         t.add_column("gradients", justify="right")
         t.add_column("queries", justify="right")
+        t.add_column("passes/point", justify="right")
         for r in self.results:
             parts = [f"{a} {r.broken_by[a]}" for a in names if r.broken_by.get(a)]
             if r.carried:
                 parts.append(f"smaller eps {r.carried}")
             t.add_row(r.threat, f"{100 * r.robust_accuracy:.1f}%", f"[{100 * r.ci95[0]:.1f}, {100 * r.ci95[1]:.1f}]",
-                      ", ".join(parts) or "-", f"{r.gradients:,}", f"{r.queries:,}")
+                      ", ".join(parts) or "-", f"{r.gradients:,}", f"{r.queries:,}", f"{r.passes_per_point:,.0f}")
         c = Table(title="checks")
         c.add_column("check")
         c.add_column("status")
@@ -178,6 +179,11 @@ class EvaluationReport:
         for ch in self.checks:
             text = ch.message + (f" → {ch.suggestion}" if ch.fired and ch.suggestion else "")
             c.add_row(ch.name, style.get(ch.status, ch.status), text)
+        if self.budget.get("exhausted"):
+            left = "; ".join(f"{e['attack']}: {e['points']} points" + (f" at {e['threat']}" if e["threat"] else "")
+                             for e in self.budget.get("not_run", []))
+            t.caption = (f"[bold red]stopped at the budget of {self.budget['limit']:,} passes[/]: not run: {left} "
+                         "(unfinished points count as robust: an upper bound)")
         return Group(t, c)
 
     def print(self, console=None) -> None:
