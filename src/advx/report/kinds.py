@@ -790,7 +790,18 @@ _AUDIO_COLS = (("attacked", "Attacked", "count"), ("success_rate", "Success rate
                ("mean_snr_db", "Mean SNR", "db"), ("mean_queries", "Queries / clip", "rate"),
                ("success_16bit_wav", "Success as 16-bit WAV", "pct"),
                ("success_after_playback", "Survives playback", "pct"),
-               ("median_above_threshold", "Energy above masking (median)", "pct"))
+               ("median_above_threshold", "Energy above masking (median)", "pct"),
+               ("success_on_training_clips", "Success on training clips", "pct"),
+               ("delta_dbfs", "Perturbation peak (dBFS)", "db"))
+
+#: what the summary note says about a column, when the page has it
+_AUDIO_NOTES = {"success_16bit_wav": "“Success as 16-bit WAV”: the same judged on the written files (quantised).",
+                "success_after_playback": "“Survives playback”: share of the successful clips still adversarial "
+                                          "after random room, gain, shift and noise.",
+                "median_above_threshold": "“Energy above masking”: share of the perturbation's energy above the "
+                                          "clip's psychoacoustic masking threshold (median over clips).",
+                "success_on_training_clips": "“Success on training clips”: the universal perturbation on the clips "
+                                             "it was learned on (the success rate is on held-out clips)."}
 
 
 def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str) -> dict[str, Any]:
@@ -806,10 +817,9 @@ def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str
             cells.append(c)
         rows.append(row(cells, data_mode=str(r.get("mode", i))))
     summary = table("summary-table", [col("Mode", False)] + [col(name) for _, name, _ in keys], rows,
-                    note="Success rate over the clips classified correctly when clean; dB_x = 20 log10(max|δ| / "
-                         "max|x|) and SNR over the successful ones. “Success as 16-bit WAV”: the same judged on the "
-                         "written files (quantised); “survives playback”: share of the successful clips still "
-                         "adversarial after random room, gain, shift and noise.")
+                    note=" ".join(["Success rate over the clips classified correctly when clean; dB_x = 20 "
+                                   "log10(max|δ| / max|x|) and SNR over the successful ones.",
+                                   *(_AUDIO_NOTES[k] for k, _, _ in keys if k in _AUDIO_NOTES)]))
     cards = [card("Clean accuracy", cell(results, ("clean_accuracy",), "pct"),
                   f"{fmt_count(results.get('n'))} clips")] if "clean_accuracy" in results else []
     for i, r in enumerate(rows_in[:2]):
