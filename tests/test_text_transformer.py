@@ -135,3 +135,25 @@ def test_hf_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ImportError, match=r"pip install 'advx\[hf\]'"):
         HuggingFaceClassifier(tmp_path)
+
+
+def test_text_attack_cli_on_the_transformer_and_a_csv(minilm, tmp_path, capsys):
+    from advx.cli import main
+
+    csv = tmp_path / "mine.csv"
+    csv.write_text("tweet,sentiment\n" + "".join(f'"{t}",{y}\n' for t, y in zip(TEXTS, ["positive", "negative"])))
+    out = tmp_path / "run"
+    rc = main(["text", "attack", "--model", "minilm-tweets", "--data", str(csv), "--text-column", "tweet",
+               "--label-column", "sentiment", "--recipe", "deepwordbug", "-n", "2", "--budget", "25",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["command"] == "text attack" and doc["medium"] == "text" and len(doc["results"]) == 2
+    for r, text in zip(doc["results"], TEXTS):
+        assert r["original"] == text and r["queries"] <= 25
+        assert (r["status"] == "succeeded") == (r["perturbed"] != text and r["perturbed_pred"] != r["label"])
+    assert "report.html" in {p.name for p in out.iterdir()}
+    csv.write_text("tweet,sentiment\nfine,1.5\n")
+    assert main(["text", "attack", "--model", "minilm-tweets", "--data", str(csv), "--text-column", "tweet",
+                 "--label-column", "sentiment", "-n", "1", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "neither an integer class index nor a class name" in capsys.readouterr().err

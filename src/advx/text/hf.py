@@ -79,6 +79,7 @@ class HuggingFaceClassifier(TorchTextClassifier):
             raise FileNotFoundError(f"hf:{path} has no config.json; save the model with save_pretrained(dir) "
                                     "and its tokenizer with tokenizer.save_pretrained(dir)")
         try:
+            tf.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the middle of advx's output
             tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=local)
             model = tf.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=local)
         except OSError as e:
