@@ -23,18 +23,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from advx.model.hf import require_transformers
 from advx.text.classifier import TorchTextClassifier
 
-__all__ = ["HuggingFaceClassifier", "HFTokenizer", "require_transformers"]
-
-
-def require_transformers():
-    try:
-        import transformers
-    except ImportError as e:
-        raise ImportError("hf: models need the optional dependency transformers: "
-                          "pip install 'advx[hf]' (or pip install transformers)") from e
-    return transformers
+__all__ = ["HuggingFaceClassifier", "HFTokenizer"]
 
 
 class HFTokenizer:
