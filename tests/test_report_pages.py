@@ -186,6 +186,7 @@ def audio_universal_page() -> tuple[dict, dict]:
     results, tensors = audio_page()
     results["command"], results["attack_name"] = "audio universal", "universal"
     results["examples"] = results["examples"][:2]
+    results["history"] = [{"step": k, "loss": 3.0 / (1 + k)} for k in range(0, 300, 50)]
     for r in results["results"]:
         r["median_above_threshold"] = 0.125
     for e in results["examples"]:
@@ -470,7 +471,7 @@ def test_audio_page_plays_and_draws_each_example(browser, rendered):
 def test_universal_audio_page_draws_the_masking_threshold(browser, rendered):
     results, _, page = rendered["audio-universal"]
     n = len(results["examples"])
-    assert len(browser["audio-universal"]["imgs"]) == 2 * n  # + the above/below-threshold map per example
+    assert len(browser["audio-universal"]["imgs"]) == 1 + 2 * n  # the training curve, + a threshold map each
     assert page.count("above (red) / below (blue) the masking threshold") == n
     assert "&lt;0.1% of the energy above the masking threshold" in page  # 0.0004 is not "0.0%"
     assert "Universal audio perturbation" in page

@@ -33,7 +33,7 @@ from torch import Tensor  # noqa: E402
 
 __all__ = ["robustness_plot", "evaluation_curve", "certified_curve", "transfer_heatmap", "audio_figure", "image_uri",
            "perturbation_uri", "magnitude_uri", "is_image", "PALETTE", "png_uri", "figure_uri", "bounds_range",
-           "MAGNITUDE_STOPS", "signed_swatches", "audible_map"]
+           "MAGNITUDE_STOPS", "signed_swatches", "audible_map", "history_curve"]
 
 #: one colour per attack, in order of appearance (colour-blind friendly, Okabe & Ito 2008)
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -330,5 +330,19 @@ def audible_map(audible: Tensor, sample_rate: int, hop: int = 256, limit: float 
     cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
     cb.set_label("dB over threshold", fontsize=7)
     cb.ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return figure_uri(fig)
+
+
+def history_curve(history: list[dict[str, Any]], key: str = "loss") -> str | None:
+    """A learned perturbation's training curve: ``key`` per ``step`` (None with fewer than two points)."""
+    pts = [(h["step"], h[key]) for h in history or [] if isinstance(h, dict) and "step" in h and key in h]
+    if len(pts) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 2.8), dpi=110)
+    ax.plot(*zip(*pts), "o-", color=PALETTE[0], lw=1.6, ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    _axes_style(ax)
     fig.tight_layout()
     return figure_uri(fig)

@@ -838,14 +838,18 @@ def _audio_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: str
     if "seconds" in results:
         run.append(("time", FORMATTERS["time"](results["seconds"])))
     attack = [("attack", str(results["attack"]))] if results.get("attack") else []
+    from advx.report.figures import history_curve  # noqa: PLC0415
     from advx.report.partials import audio_examples  # noqa: PLC0415
 
     return {
         "title": "Universal audio perturbation" if page_kind(results) == "audio universal" else "Audio attack",
+        "plot": history_curve(results.get("history")),
+        "plot_title": "Learning the perturbation",
+        "plot_alt": "training loss per step",
+        "plot_wide": False,
         "subtitle": sub,
         "cards": cards,
         "notes": [str(n) for n in results.get("notes", [])],
-        "plot": None,
         "tables": [summary],
         "examples": audio_examples(results, tensors),
         "reproduce": reproduce_block(results, [("Run", run), ("Attack", attack)]),
