@@ -144,3 +144,22 @@ def test_a_new_check_is_one_class_in_checks(data, monkeypatch):
     check = report.check("rows_seen")
     assert check.fired and check.evidence == {"rows": 32} and check.message == "saw 32 of 32"
     assert "rows_seen" in report.flags and report.to_dict()["checks"][-1]["name"] == "rows_seen"
+
+
+def test_the_cli_budget_stops_and_results_json_says_so(tmp_path, monkeypatch):
+    import json
+
+    from advx.cli import main
+
+    monkeypatch.setenv("ADVX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ADVX_OFFLINE", "1")
+    out = tmp_path / "run"
+    assert main(["evaluate", "--model", "fmnist-cnn", "--data", "fashion-mnist", "--threat", "linf:0.01", "-n", "8",
+                 "--attacks", "apgd-ce:10,apgd-t:10", "--checks", "none", "--budget", "60", "--no-progress",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["budget"]["limit"] == 60 and results["budget"]["exhausted"]
+    assert results["budget"]["spent"] <= 60 and results["budget"]["not_run"]
+    assert results["cost"]["passes"]["total"] - results["cost"]["passes"]["clean"] <= 60
+    assert any("stopped at the budget" in note for note in results["settings"]["notes"])
+    assert results["results"][0]["passes_per_point"] == results["results"][0]["passes"] / 8
