@@ -8,7 +8,9 @@ For each (model, threat), on the same test points (seed 0):
   attack only on the points still robust). The ratios are taken to this row;
 * ``torchattacks-aa``: ``torchattacks.AutoAttack(version="standard")`` as shipped, whose
   APGD, APGD-T and FAB run their default 10 iterations (not the paper's 100);
-* ``advx-autoattack``: advx's ``"autoattack"`` preset (the same ensemble and budgets);
+* ``advx-autoattack``: advx's ``"autoattack"`` preset (the same ensemble and budgets); unless it
+  is named in ``--contenders`` its row is read off the thorough run, whose first four members
+  are autoattack's, run first with the same seeds (the same points broken, the same passes);
 * ``advx-standard``: the cheap preset (APGD-CE, MALT-ranked APGD-T on 2 targets, FAB-T only
   near the boundary, Square on a sample of the survivors and on all of them when the
   sample breaks one);
@@ -19,8 +21,10 @@ its passes (forward + backward samples through the model) are counted the same w
 taken from anyone's own bookkeeping. advx runs with the checks off (only the attacks are
 compared). Reported: robust accuracy with its 95% Clopper-Pearson interval, passes in total
 and per point, the ratio to torchattacks' AutoAttack, wall time, and for advx the wall-time
-overhead over the pass-count floor (passes x the model's own time per forward / backward
-sample, measured in the same process at the attacks' batch sizes).
+overhead over the floor, two ways: over the pass count x the model's time per forward / backward
+sample (measured once per case at batch 64), and over the time measured inside the model during
+the run itself (``PassCounter.seconds``: its forwards, and its backwards from the output's gradient
+to the input's), which sees the same load and the same batch sizes as the run.
 
 Usage: python benchmarks/evaluate_cost.py [--n 200] [--threads 1] [--json out.json]
        [--cases mnist-cnn-at:mnist:linf:0.3,fmnist-cnn-at:fashion-mnist:linf:0.1,fmnist-cnn-at:fashion-mnist:l2:1.0]
@@ -41,7 +45,7 @@ from advx.evaluation.cost import PassCounter
 from advx.evaluation.stats import clopper_pearson
 
 CASES = "mnist-cnn-at:mnist:linf:0.3,fmnist-cnn-at:fashion-mnist:linf:0.1,fmnist-cnn-at:fashion-mnist:l2:1.0"
-CONTENDERS = "torchattacks-aa-100,torchattacks-aa,advx-autoattack,advx-standard,advx-thorough"
+CONTENDERS = "torchattacks-aa-100,torchattacks-aa,advx-standard,advx-thorough"
 
 
 def per_sample_times(model, x: torch.Tensor, batch: int = 64, repeats: int = 5) -> tuple[float, float]:
@@ -86,6 +90,24 @@ def torchattacks_aa(model, x, y, norm: str, eps: float, batch_size: int, steps: 
     return torch.cat(robust)
 
 
+def autoattack_from_thorough(row: dict, report) -> dict:
+    """advx's ``autoattack`` row, read from a ``thorough`` run: thorough runs autoattack's four members first,
+    with the same seeds, so the points they leave robust and the passes they spend are autoattack's exactly;
+    the robust points of autoattack are thorough's plus those its extra member broke."""
+    res = report.results[0]
+    four = ("apgd-ce", "apgd-t", "fab-t", "square")
+    robust = res.robust + sum(v for k, v in res.broken_by.items() if k not in four)
+    passes = report.cost["passes"]["clean"] + sum(res.passes_by_attack[k] for k in four)
+    lo, hi = clopper_pearson(robust, row["n"])
+    return {**row, "evaluation": "advx-autoattack", "robust": robust, "robust_accuracy": robust / row["n"],
+            "ci95": [lo, hi], "passes": passes, "forwards": None, "backwards": None,
+            "passes_per_point": passes / row["n"],
+            "wall_s": sum(report.timing["attack_s"][k] for k in four), "floor_s": None, "overhead": None,
+            "broken_by": {k: v for k, v in res.broken_by.items() if k in four},
+            "passes_by_attack": {k: res.passes_by_attack[k] for k in four},
+            "derived": "the first four members of the thorough run (same seeds); wall time: their attack time"}
+
+
 def run_case(case: str, n: int, contenders: list[str], batch_size: int) -> list[dict]:
     from advx.data import load
     from advx.zoo import load_model
@@ -119,8 +141,12 @@ def run_case(case: str, n: int, contenders: list[str], batch_size: int) -> list[
                      "robust_accuracy": robust / len(x), "ci95": [lo, hi], "passes": counter.passes,
                      "forwards": counter.forwards, "backwards": counter.backwards,
                      "passes_per_point": counter.passes / len(x), "wall_s": wall, "floor_s": floor,
-                     "overhead": wall / floor - 1 if floor > 0 else None, **extra})
+                     "overhead": wall / floor - 1 if floor > 0 else None, "model_s": counter.seconds,
+                     "overhead_vs_model_s": wall / counter.seconds - 1 if counter.seconds > 0 else None, **extra})
         print(json.dumps(rows[-1]), flush=True)
+        if who == "advx-thorough" and "advx-autoattack" not in contenders:
+            rows.insert(len(rows) - 1, autoattack_from_thorough(rows[-1], report))
+            print(json.dumps(rows[-2]), flush=True)
     base = next((r for r in rows if r["evaluation"] == "torchattacks-aa-100"), rows[0])
     for r in rows:
         r["pass_ratio"] = r["passes"] / base["passes"]

@@ -14,6 +14,7 @@ not run.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ class PassCounter(nn.Module):
         self.budget = budget
         self.forwards = 0
         self.backwards = 0
+        #: wall seconds inside the model: its forwards, and its backwards from the output's gradient to the
+        #: input's (where the input is what is differentiated): the floor the bookkeeping is compared with
+        self.seconds = 0.0
         self.training = bool(getattr(model, "training", False))  # mirror the model (attack_mode restores it)
 
     @property
@@ -51,6 +55,7 @@ class PassCounter(nn.Module):
 
     def reset(self) -> None:
         self.forwards = self.backwards = 0
+        self.seconds = 0.0
 
     def forward(self, x: Tensor) -> Tensor:
         n = int(x.shape[0]) * self.per_call
@@ -58,17 +63,28 @@ class PassCounter(nn.Module):
         budget = self.budget
         if budget is not None:
             budget.reserve(2 * n if grad else n)
+        t0 = time.perf_counter()
         out = self.model(x)
+        self.seconds += time.perf_counter() - t0
         self.forwards += n
         if budget is not None:
             budget.charge(n)
         if out.requires_grad:
+            began: list[float] = []
+
             def hook(g: Tensor) -> None:
                 self.backwards += n
                 if budget is not None:
                     budget.charge(n)
+                began.append(time.perf_counter())
 
             out.register_hook(hook)
+            if x.requires_grad:  # the gradient reaching the input ends the backward through the model
+                def arrived(g: Tensor) -> None:
+                    if began:
+                        self.seconds += time.perf_counter() - began.pop()
+
+                x.register_hook(arrived)
         return out
 
 
