@@ -233,7 +233,7 @@ def _run(job: Job, folder: RunFolder | None, resume: bool, progress: bool, rank:
         for b in todo:
             ticked = 0
 
-            def tick(k: int = 1, _b: int = b) -> None:
+            def tick(k: float = 1) -> None:  # k units of this batch are done
                 nonlocal ticked
                 ticked += k
                 if bar is not None:
