@@ -46,6 +46,13 @@ def test_module_function_resolved_from_the_working_directory_and_sys_path_restor
     assert model(torch.rand(2, 3, 8, 8)).shape == (2, 3)
     by_file = load_model(f"{tmp_path / (in_project + '.py')}:build")
     assert torch.equal(by_file[0].weight, model[0].weight)
+    helper = f"{in_project}_layers"
+    (tmp_path / f"{helper}.py").write_text("from torch import nn\nHEAD = nn.Identity\n")
+    (tmp_path / f"{in_project}_lazy.py").write_text(
+        f"from torch import nn\ndef build():\n    from {helper} import HEAD  # imported only when called\n"
+        "    return nn.Sequential(nn.Flatten(), HEAD())\n")
+    assert isinstance(load_model(f"{in_project}_lazy:build")[1], nn.Identity) and sys.path == before
+    sys.modules.pop(helper, None), sys.modules.pop(f"{in_project}_lazy", None)
 
 
 def test_module_function_errors_say_what_failed(in_project, tmp_path):

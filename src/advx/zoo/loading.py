@@ -323,7 +323,8 @@ def _load_callable(spec: str) -> nn.Module:
     target = import_callable(spec)
     if callable(target) and not isinstance(target, nn.Module):
         try:
-            model = target()
+            with _cwd_first():  # a function that imports its own helpers when called finds them too
+                model = target()
         except Exception as e:
             raise ValueError(f"model spec {spec!r}: calling it failed: {type(e).__name__}: {e}") from e
     else:
