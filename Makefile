@@ -26,7 +26,7 @@ test: setup lint
 	$(PY) -m pytest
 
 demo: setup
-	$(VENV)/bin/advx demo
+	$(VENV)/bin/advx demo --overwrite
 
 bench: setup
 	$(PIP) install -q -e '.[bench]'
