@@ -67,5 +67,5 @@ def test_extending_md_runs_as_written(tmp_path, monkeypatch):
     assert "margin-steps" in json.dumps(attack["runs"] if "runs" in attack else attack)
     evaluation = json.loads((tmp_path / "runs" / "mine-eval" / "results.json").read_text())
     assert "margin-steps" in json.dumps(evaluation)
-    for kind in ("mine", "mine-eval", "wrapped"):
+    for kind in ("mine", "mine-eval"):
         assert (tmp_path / "runs" / kind / "report.html").is_file()
