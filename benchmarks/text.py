@@ -9,7 +9,8 @@ For each model, the first N test examples (the same for every row) are attacked 
 * ``advx-grad``: the white-box variant for transformers, where the word
   importance (and, for PWWS, each synonym's effect) is estimated from one
   forward and backward pass instead of one query per word
-  (``DeepWordBug(score="gradient")``; ``PWWS(estimate="gradient")``: the 3
+  (``DeepWordBug(score="gradient", greedy="first")``: a word's edits sent one at
+  a time, the first that helps kept; ``PWWS(estimate="gradient")``: the 3
   best-estimated synonyms of each word queried);
 * ``textattack``: TextAttack 0.3.11's ``DeepWordBugGao2018`` / ``PWWSRen2019``
   through a ``ModelWrapper`` around the very same classifier object (same
@@ -186,7 +187,7 @@ def main() -> None:
             if recipe == "gcg" and not white:
                 continue
             if white and not args.no_grad and recipe in ("deepwordbug", "pwws"):
-                grad = (DeepWordBug(score="gradient", query_budget=args.budget) if recipe == "deepwordbug"
+                grad = (DeepWordBug(score="gradient", greedy="first", query_budget=args.budget) if recipe == "deepwordbug"
                         else PWWS(estimate="gradient", query_budget=args.budget))
                 impls.append(("advx-grad", grad))
             for impl, attack in impls:

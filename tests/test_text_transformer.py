@@ -78,9 +78,10 @@ def test_word_tokens_and_gradient(minilm):
 
 @pytest.mark.parametrize("attack, white", [
     (DeepWordBug(query_budget=40), False), (DeepWordBug(score="gradient", prescreen=2, query_budget=40), True),
+    (DeepWordBug(greedy="first", query_budget=12), False),
     (PWWS(query_budget=60, max_synonyms=8), False), (PWWS(estimate="gradient", query_budget=60), True),
     (HotFlip(beam_width=2, max_flips=3, query_budget=40), True), (GCG(steps=3, candidates=6, query_budget=40), True),
-], ids=["dwb", "dwb-grad", "pwws", "pwws-grad", "hotflip-words", "gcg"])
+], ids=["dwb", "dwb-grad", "dwb-first", "pwws", "pwws-grad", "hotflip-words", "gcg"])
 def test_subword_attacks_keep_the_contract(minilm, attack, white):
     results = attack(minilm, TEXTS, LABELS)
     for r, text in zip(results, TEXTS):

@@ -24,7 +24,9 @@ first-order change of the loss when the word's pieces become [UNK],
 :mod:`advx.text.attacks.subword`) instead of one query per word; with
 ``prescreen=k`` (needs only the tokenizer) only the k candidate edits of a word
 that the subword tokenizer fragments most (most pieces, an unknown piece first)
-are sent to the model. Both cut queries; the edits are the same kinds.
+are sent to the model; with ``greedy="first"`` a word's edits are sent one at a
+time (in random order) and the first one that lowers the confidence is kept. All
+three cut queries; the edits are the same kinds.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class DeepWordBug(TextAttack):
 
     def __init__(self, score: str = "replace-one", edits=EDITS, tries: int = 1, insert_space: bool = True,
                  lam: float = 1.0, unk: str = "[UNK]", constraints: Constraint | None = None, query_budget: int | None = None,
-                 seed: int = 0, prescreen: int | None = None):
+                 seed: int = 0, prescreen: int | None = None, greedy: str = "best"):
         if constraints is None:
             constraints = MaxCharsChanged(30) & StopwordsKept()
         super().__init__(constraints, query_budget, seed)
@@ -102,6 +104,9 @@ class DeepWordBug(TextAttack):
         if prescreen is not None and int(prescreen) < 1:
             raise ValueError(f"prescreen must be >= 1 or None, got {prescreen}")
         self.prescreen = None if prescreen is None else int(prescreen)
+        if greedy not in ("best", "first"):
+            raise ValueError(f"greedy must be 'best' (score every edit of a word) or 'first', got {greedy!r}")
+        self.greedy = greedy
 
     def check_classifier(self, classifier) -> None:
         if self.score == "gradient" and not getattr(classifier, "differentiable_tokens", False):
@@ -167,6 +172,17 @@ class DeepWordBug(TextAttack):
             if self.prescreen and len(cands) > self.prescreen:
                 top = sorted(range(len(cands)), key=lambda k: -self._fragments(state, cands[k][i]))[: self.prescreen]
                 cands, kinds = [cands[k] for k in sorted(top)], [kinds[k] for k in sorted(top)]
+            if self.greedy == "first":  # one candidate at a time; keep the first that helps
+                for k in sorted(range(len(cands)), key=lambda _: state.rng.random()):
+                    probs = state.predict([cands[k]], [i], kinds[k])
+                    obj, adv = state.objective(probs)[0], bool(state.adversarial(probs)[0])
+                    if adv or obj > best:
+                        state.commit(cands[k], i, kinds[k])
+                        best = obj
+                        if adv:
+                            return
+                        break
+                continue
             probs = state.predict(cands, [i] * len(cands), kinds)
             obj, adv = state.objective(probs), state.adversarial(probs)
             # an adversarial candidate first, then the most damaging, then (ties) the fewest character edits
