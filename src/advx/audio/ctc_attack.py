@@ -97,14 +97,14 @@ class TargetedCTC:
         min_db: stop shrinking a clip below this (dB); -60 keeps examples above the 16-bit grid.
         psycho_steps: stage-2 iterations (0: C&W only).
         alpha: the initial weight of the masking loss in stage 2.
-        psycho_lr: stage-2 Adam step as a fraction of the stage-1 radius.
+        psycho_lr: stage-2 Adam step as a fraction of the stage-1 perturbation's peak.
         transform, eot: random playback transforms and how many per step (EOT); 0: none.
         seed: seeds the EOT draws.
     """
 
     def __init__(self, threat: Decibels, steps: int = 300, rel_lr: float = 0.05, c: float = 0.0,
-                 shrink: float = 0.8, min_db: float = -60.0, psycho_steps: int = 0, alpha: float = 0.05,
-                 psycho_lr: float = 0.02, transform: nn.Module | None = None, eot: int = 0, seed: int = 0):
+                 shrink: float = 0.8, min_db: float = -60.0, psycho_steps: int = 0, alpha: float = 1.0,
+                 psycho_lr: float = 0.05, transform: nn.Module | None = None, eot: int = 0, seed: int = 0):
         if not isinstance(threat, Decibels):
             raise TypeError(f"threat must be advx.threat.Decibels (e.g. Decibels(-30)), got {type(threat).__name__}")
         if int(steps) < 1 or int(psycho_steps) < 0 or int(eot) < 0:
@@ -219,7 +219,10 @@ class TargetedCTC:
         best = start.clone()
         with torch.no_grad():
             best_mask = masking.loss(start - x)
-        lr = (self.psycho_lr * threat.eps * peak)[:, None]
+        # steps relative to the stage-1 perturbation's own peak: that example sits just inside the
+        # target's region (C&W shrank the ball until it barely held), so steps as large as the ball
+        # would throw it out at once
+        lr = (self.psycho_lr * (start - x).abs().amax(1).clamp_min(1e-8))[:, None]
         spent = torch.zeros(n, dtype=torch.long)
         b1, b2 = 0.9, 0.999
         for step in range(1, self.psycho_steps + 1):
