@@ -212,7 +212,6 @@ class TargetedCTC:
         """Stage 2 (Qin et al. 2019): CTC + α · masking loss, α adapted per clip; the best masked success."""
         threat, n = self.threat, len(x)
         masking = masking_threshold(x)
-        peak = x.abs().amax(1)
         delta = (start - x).clone()
         m, v = torch.zeros_like(x), torch.zeros_like(x)
         alpha = torch.full((n,), self.alpha)
