@@ -72,7 +72,8 @@ def load(name: str | Path, split: str = "test", n: int | None = None, seed: int 
         return _load_path(Path(name), split, n, seed, resize, center_crop)
     if not isinstance(name, str) or name.strip().lower() not in _ALIASES:
         raise ValueError(f"data must be one of {sorted(DATASETS)}, an image folder (root/<class>/*.png), "
-                         f"a .npz/.safetensors file or CIFAR binary data; got {name!r}")
+                         f"a .npz/.safetensors file or CIFAR binary data; got {name!r}, which is neither a data set "
+                         f"name nor a file or folder in {Path.cwd()}")
     if resize is not None or center_crop is not None:
         raise ValueError("resize/center crop apply to image folders only")
     name = _ALIASES[name.strip().lower()]
