@@ -101,3 +101,31 @@ def test_every_job_command_takes_the_shared_run_options():
     jobs = {name: shared - opts for name, opts in found.items() if name not in NOT_JOBS}
     assert {"attack", "demo", "evaluate", "certify", "transfer", "text attack", "audio attack"} <= set(jobs)
     assert {name: missing for name, missing in jobs.items() if missing} == {}
+
+
+def test_the_python_api_refuses_an_eps_on_the_wrong_scale_unless_allowed():
+    import pytest
+
+    from advx import evaluate
+    from advx.jobs.attack import run_experiment
+    from advx.threat import Linf
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    x = torch.rand(4, 1, 4, 4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+
+    class Data:
+        pass
+
+    data = Data()
+    data.x, data.y, data.classes = x, y, ["a", "b", "c"]
+    with pytest.raises(ValueError, match="8/255"):
+        evaluate(model, (x, y), Linf(8), attacks="fgsm", checks=False, progress=False)
+    with pytest.raises(ValueError, match="8/255"):
+        run_experiment(model, data, [("fgsm", [Linf(8)])])
+    assert evaluate(model, (x, y), Linf(8), attacks="fgsm", checks=False, progress=False,
+                    allow_large_eps=True).robust_accuracy() == 0.0
+    exp = run_experiment(model, data, [("fgsm", [Linf(8)])], allow_large_eps=True)
+    assert exp.results()["runs"][0]["metrics"]["robust_accuracy"] == 0.0

@@ -105,7 +105,7 @@ def run_and_save(*, model: str, data: str, split: str, jobs, steps: int | None, 
                          device=run.device, model_meta=model_meta, data_meta=data_meta,
                          attack_options=attack_options, target=target, out=run.out, resume=run.resume,
                          overwrite=run.overwrite, command=command, examples=examples, queries=queries,
-                         show_progress=not quiet)
+                         show_progress=not quiet, allow_large_eps=bool(run.extra.get("allow_large_eps")))
     if not report:
         (run.out / "report.html").unlink(missing_ok=True)
     return exp.output.results

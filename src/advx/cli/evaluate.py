@@ -116,6 +116,7 @@ def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks
         net, ds, parsed, attacks=attacks, batch_size=run.batch_size, out_dir=str(out), resume=run.resume,
         overwrite=run.overwrite, eot=eot, seed=seed, progress=not no_progress, checks=_checks(checks), device=device,
         probe_points=probe_points, description=description, budget=budget,
+        allow_large_eps=bool(run.extra.get("allow_large_eps")),
         model_spec={"spec": model, "info": model_meta.get("info", {}),
                     **({"defense": defense, "adaptive": adaptive} if defense else {})},
         data_spec={"spec": data, "name": getattr(ds, "name", data), "split": getattr(ds, "split", split),

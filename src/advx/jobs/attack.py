@@ -391,7 +391,7 @@ class AttackJob:
                  attack_options: dict[str, dict[str, Any]] | None = None,
                  target: str | int | Targeting | None = None, examples: int = 8,
                  model_meta: dict[str, Any] | None = None, data_meta: dict[str, Any] | None = None,
-                 progress: ProgressFn | None = None, queries: int | None = None):
+                 progress: ProgressFn | None = None, queries: int | None = None, allow_large_eps: bool = False):
         self.config = config
         self.device = torch.device(config.device)
         self.x, self.y = data.x, data.y
@@ -427,6 +427,8 @@ class AttackJob:
             else:
                 self.rows += [_Row(_run_id(name, a.threat, seen), name, a, kind=kind) for a in built]
         self._random_targets: Tensor | None = None
+        for threat in dict.fromkeys(r.attack.threat for r in self.rows):  # linf:8 on [0, 1]: "did you mean 8/255?"
+            threat.check_scale(self.x[:1], allow_large_eps=allow_large_eps)
         if self.targeting is not None:  # a bad --target fails here, before the run folder is touched
             probe = _logits(self.model, self.x[:1].to(self.device), 1)
             self.targeting.targets(self.y[:1].to(self.device), probe, self.seed)
@@ -594,6 +596,7 @@ def run_experiment(
     examples: int = 8,
     queries: int | None = None,
     show_progress: bool = False,
+    allow_large_eps: bool = False,
 ) -> Experiment:
     """Run each attack of ``jobs`` = [(name, [threat, ...]), ...] on ``data`` (x, y, classes, ...).
 
@@ -609,6 +612,9 @@ def run_experiment(
 
     ``out``: a run folder (results.json, adversarial.safetensors, report.html,
     checkpoints); ``resume``/``overwrite`` as for :func:`advx.jobs.run_job`.
+
+    A radius on the wrong scale (``Linf(8)`` on data in [0, 1]) is refused with a ValueError
+    naming the likely fix (``Threat.check_scale``) unless ``allow_large_eps=True``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -629,7 +635,7 @@ def run_experiment(
     )
     job = AttackJob(model, data, jobs, config=config, steps=steps, restarts=restarts, attack_options=attack_options,
                     target=targeting, examples=examples, model_meta=model_meta, data_meta=data_meta,
-                    progress=progress, queries=queries)
+                    progress=progress, queries=queries, allow_large_eps=allow_large_eps)
     output = run_job(job, out, resume=resume, overwrite=overwrite, progress=show_progress)
     exp = output.value
     exp.output = output

@@ -111,13 +111,15 @@ class EvaluateJob:
                  checks: bool | Sequence[str] = True, device=None, probe_points: int = 16,
                  keep_adversarials: bool = True, description: dict[str, Any] | None = None,
                  argv: list[str] | None = None, model_spec: dict[str, Any] | None = None,
-                 data_spec: dict[str, Any] | None = None, budget: int | None = None):
+                 data_spec: dict[str, Any] | None = None, budget: int | None = None,
+                 allow_large_eps: bool = False):
         if not callable(model):
             raise TypeError(f"model must be callable (an nn.Module or a function of x), got {type(model).__name__}")
         x_all, y_all, bounds = _data(data)
         threats = _threats(threat, eps, bounds)
         for t in threats:
             t.check(x_all, "data x")
+            t.check_scale(x_all[:1], allow_large_eps=allow_large_eps)  # linf:8 on [0, 1]: "did you mean 8/255?"
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if isinstance(probe_points, bool) or not isinstance(probe_points, int) or probe_points < 0:
@@ -254,6 +256,7 @@ def evaluate(
     model_spec: dict[str, Any] | None = None,
     data_spec: dict[str, Any] | None = None,
     budget: int | None = None,
+    allow_large_eps: bool = False,
 ) -> EvaluationReport:
     """Robust accuracy of ``model`` on ``data``: worst case over an attack ensemble, with trust checks.
 
@@ -278,6 +281,8 @@ def evaluate(
         probe_points: points per batch probed by the unbounded and convergence checks.
         keep_adversarials: keep the adversarial examples (and save them in ``out_dir``).
         description: extra JSON-able fields recorded in the configuration (e.g. model/data names).
+        allow_large_eps: accept a radius on a suspicious scale (``Linf(8)`` on data in [0, 1] is refused
+            by default as the 8-vs-8/255 mistake, ``Threat.check_scale``).
         budget: a hard limit on the model passes (forward + backward samples, counted at the model) the
             attacks and checks may spend (the clean forward of each point is always spent); once reached no
             further attack or check runs, and the report lists what was not run (``report.budget``).
@@ -285,5 +290,5 @@ def evaluate(
     job = EvaluateJob(model, data, threat, attacks=attacks, eps=eps, batch_size=batch_size, eot=eot, seed=seed,
                       checks=checks, device=device, probe_points=probe_points, keep_adversarials=keep_adversarials,
                       description=description, argv=argv, model_spec=model_spec, data_spec=data_spec,
-                      budget=budget)
+                      budget=budget, allow_large_eps=allow_large_eps)
     return run_job(job, out_dir, resume=resume, overwrite=overwrite, progress=progress).value
