@@ -77,6 +77,10 @@ def eot(model, x, target, args) -> list[dict]:
 
 
 def universal(ctc, args) -> list[dict]:
+    return universal_ctc(ctc, args) + universal_kws(args)
+
+
+def universal_ctc(ctc, args) -> list[dict]:
     rows = []
     train, test = load_phrases("train", limit=args.train_n), load_phrases("test", limit=args.n)
     clean_train, clean_test = transcribe(ctc, train.waves), transcribe(ctc, test.waves)
@@ -92,6 +96,11 @@ def universal(ctc, args) -> list[dict]:
             keep = torch.ones(len(heard), dtype=torch.bool)
             ok = torch.tensor([h != c for h, c in zip(heard, clean_test)])
         rows.append(_uni_row("phrases-ctc", goal, ok, keep, adv, test.waves, res, heard))
+    return rows
+
+
+def universal_kws(args) -> list[dict]:
+    rows = []
     kws = load_model("digits-kws")
     dtrain, dtest = load_digits("espeak", "train", limit=args.train_n), load_digits("espeak", "test", limit=args.n)
     with torch.no_grad():
@@ -123,7 +132,8 @@ def _uni_row(model, goal, ok, keep, adv, x, res, heard) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="sweep", help="sweep, eot, universal (comma-separated)")
+    p.add_argument("--parts", default="sweep", help="sweep, eot, universal, universal-ctc, universal-kws "
+                   "(comma-separated)")
     p.add_argument("--n", type=int, default=10)
     p.add_argument("--target", default="open the door")
     p.add_argument("--dbs", default="-20,-30,-40")
@@ -152,6 +162,10 @@ def main() -> None:
         out["eot"] = eot(model, x, args.target, args)
     if "universal" in parts:
         out["universal"] = universal(model, args)
+    if "universal-ctc" in parts:
+        out["universal_ctc"] = universal_ctc(model, args)
+    if "universal-kws" in parts:
+        out["universal_kws"] = universal_kws(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
