@@ -11,7 +11,7 @@
   highest logits; FAB-T (3 targets) only on the points the attacks before it brought close
   to the boundary (margin at the best point found below a tenth of the clean
   margin: the online discarding of Liu et al.'s A3, CVPR 2022, by a simpler
-  rule); Square on a random tenth of the surviving points (at least 8 per
+  rule); Square on a random tenth of the surviving points (at least 4 per
   batch), and on all of them as soon as it breaks one of the sample or the
   gradient probe finds masked gradients -- so a model whose gradients mislead
   cannot hide behind the saving.
@@ -59,7 +59,7 @@ class AttackSpec:
     #: run on a random share of the points still robust (at least ``min_sample``), and on the rest of them
     #: once it breaks one of the sample or the gradient probe finds masking (None: on every point)
     sample: float | None = None
-    min_sample: int = 8
+    min_sample: int = 4
 
     def policy(self) -> str:
         """Which points it runs on, in words (empty: every point still robust)."""
