@@ -83,3 +83,15 @@ def test_cnn_sidecar_validated_before_allocating(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(meta))
     model, tok, _ = load_text_model(tmp_path / "m")
     assert tok.vocab_size == meta["config"]["vocab_size"]
+
+
+def test_attacks_refuse_huge_texts_up_front():
+    # issue 13: a 200,000-character text with a 30-query budget ran 131 s; now it is refused before any query
+    from advx.text.attacks import DeepWordBug
+    from advx.text.classifier import CallableClassifier
+
+    calls = []
+    clf = CallableClassifier(lambda t: calls.append(len(t)) or [[0.5, 0.5]] * len(t))
+    with pytest.raises(ValueError, match=r"texts\[1\] is 200,000 characters, over max_text_chars=100,000"):
+        DeepWordBug(query_budget=30)(clf, ["short", "a " * 100_000], [0, 1])
+    assert calls == []

@@ -196,6 +196,8 @@ class TextAttack(ABC):
 
     #: the name of the edits this attack makes (for the report)
     name: str = "attack"
+    #: longest text accepted (characters); set on an instance to raise it
+    max_text_chars: int = 100_000
 
     def __init__(self, constraints: Constraint | Sequence[Constraint] | None = None,
                  query_budget: int | None = None, seed: int = 0):
@@ -256,6 +258,12 @@ class TextAttack(ABC):
         classifier = as_classifier(classifier)
         self.check_classifier(classifier)
         texts = check_texts(texts)
+        long = [k for k, t in enumerate(texts) if len(t) > self.max_text_chars]
+        if long:
+            k = long[0]
+            raise ValueError(f"texts[{k}] is {len(texts[k]):,} characters, over max_text_chars={self.max_text_chars:,}: "
+                             "every query sends the whole text (one such text can take minutes); shorten it or "
+                             "raise the attack's max_text_chars")
         labels = [int(y) for y in (labels.tolist() if isinstance(labels, Tensor) else labels)]
         if len(labels) != len(texts):
             raise ValueError(f"labels has {len(labels)} entries but texts has {len(texts)}; give one label per text")
