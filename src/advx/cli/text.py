@@ -163,8 +163,8 @@ def train(model_name: str | None, arch: str | None, data_name: str | None, epoch
     """Train a reference text model (optionally with adversarial augmentation) and report its robustness.
 
     \b
-      advx text train --arch minilm --data tweets     # -> minilm-tweets (about 2 CPU-minutes)
-      advx text train --arch minilm --data bbc        # -> minilm-bbc (about 4 CPU-minutes)
+      advx text train --arch minilm --data tweets     # -> minilm-tweets (9 min on a busy shared core)
+      advx text train --arch minilm --data bbc        # -> minilm-bbc (30 min on a busy shared core)
       advx text train --model minilm-tweets --adversarial deepwordbug --out runs/minilm-tw-adv.json
     """
     from advx.text.attacks import summarize
