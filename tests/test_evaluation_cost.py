@@ -113,18 +113,19 @@ def test_square_runs_on_a_sample_of_the_survivors_when_nothing_suggests_masking(
 def test_the_checks_still_fire_under_the_cheap_preset():
     base = centroid()
     data = load("fashion-mnist", split="test", n=16, seed=0)
-    quantised = _run(Quantized(base).eval(), data, "linf:0.05", "standard", checks=["gradients", "unbounded", "black_box"])
+    quantised = _run(Quantized(base).eval(), data, "linf:0.2", "standard", checks=["gradients", "unbounded", "black_box"])
     flags = set(quantised.flags)
     assert {"gradients", "unbounded", "black_box"} <= flags, flags
     assert quantised.results[0].broken_by["square"] >= 1  # masking seen: Square ran on every survivor
-    noisy = _run(Noisy(base, sigma=0.2).eval(), data, "linf:0.05", "standard", checks=["randomness"])
+    few = load("fashion-mnist", split="test", n=8, seed=0)  # these two need only the checks' evidence
+    noisy = _run(Noisy(base, sigma=0.2).eval(), few, "linf:0.05", "standard", checks=["randomness"])
     assert noisy.check("randomness").fired
 
     class Confident(torch.nn.Module):  # 1000x logits, as defensive distillation leaves them
         def forward(self, x):
             return 1000 * base(x)
 
-    distilled = _run(Confident().eval(), data, "linf:0.05", "standard", checks=["gradients"])
+    distilled = _run(Confident().eval(), few, "linf:0.05", "standard", checks=["gradients"])
     assert distilled.check("gradients").fired and "cross-entropy" in distilled.check("gradients").message
 
 
