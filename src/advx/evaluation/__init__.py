@@ -6,10 +6,11 @@ points, the cost, and checks that flag numbers that cannot be trusted. Runs
 checkpoint per batch (``out_dir``, ``resume``) and shard over ``torchrun``.
 """
 
-from advx.evaluation.checks import CHECKS, Check
+from advx.evaluation.checks import CHECKS, BaseCheck, Check
+from advx.evaluation.cost import PassCounter
 from advx.evaluation.ensemble import evaluate
 from advx.evaluation.eot import EOT
 from advx.evaluation.report import EvaluationReport, ThreatResult
 from advx.evaluation.stats import clopper_pearson, wilson
 
-__all__ = ["evaluate", "EvaluationReport", "ThreatResult", "Check", "CHECKS", "EOT", "clopper_pearson", "wilson"]
+__all__ = ["evaluate", "EvaluationReport", "ThreatResult", "Check", "BaseCheck", "CHECKS", "PassCounter", "EOT", "clopper_pearson", "wilson"]
