@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from advx import evaluate
 from advx.attacks import FGSM, PGD
 from advx.attacks.cw import CarliniWagnerL2
 from advx.data import load
@@ -54,7 +55,6 @@ from advx.defenses import (
     roc_auc,
 )
 from advx.defenses.loop import TrainConfig, accuracy, train
-from advx.evaluation import evaluate
 from advx.threat import L2, Linf
 from advx.zoo import build, load_model, save_model
 

@@ -28,12 +28,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from advx import evaluate
 from advx.attacks import FGSM, PGD
 from advx.attacks.cw import CarliniWagnerL2
 from advx.data import load
 from advx.defenses.distillation import distill
 from advx.defenses.loop import TrainConfig, accuracy
-from advx.evaluation import evaluate
 from advx.model import input_gradient
 from advx.threat import L2, Linf
 from advx.zoo import build, load_model

@@ -40,7 +40,7 @@ import time
 
 import torch
 
-from advx.evaluation import evaluate
+from advx import evaluate
 from advx.evaluation.cost import PassCounter
 from advx.evaluation.stats import clopper_pearson
 

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advx import evaluate
 from advx.attacks import PGD
 from advx.cli import main
 from advx.data import load
 from advx.defenses.distillation import DistillationTraining, TemperatureTraining
 from advx.defenses.loop import TrainConfig, accuracy, train
-from advx.evaluation import evaluate
 from advx.model import input_gradient
 from advx.threat import Linf
 from advx.zoo import load_model

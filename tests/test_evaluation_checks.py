@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from advx import evaluate
 from advx.attacks.fgsm import FGSM
 from advx.attacks.square import Square
 from advx.data import load
-from advx.evaluation import CHECKS, evaluate
+from advx.evaluation import CHECKS
 from advx.threat import Linf
 from test_evaluation_models import Band, Noisy, Quantized, Softmax100, band_data, centroid
 

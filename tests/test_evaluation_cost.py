@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from advx import evaluate
 from advx.attacks.losses import margin
 from advx.data import load
 from advx.evaluation import checks as C
-from advx.evaluation import evaluate
 from advx.evaluation.cost import Budget, BudgetExhausted, PassCounter
 from advx.model import input_gradient
 from test_evaluation_models import Noisy, Quantized, centroid

@@ -11,9 +11,9 @@ import torch
 from tests.geometry import exact_min_distance
 from torch import Tensor
 
+from advx import evaluate
 from advx.attacks.base import Attack, AttackContext
 from advx.attacks.fgsm import FGSM
-from advx.evaluation import evaluate
 from advx.threat import Linf
 
 BOUNDS = (-10.0, 10.0)  # wide: the box never binds, so distances are the exact linear-model ones

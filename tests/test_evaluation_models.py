@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from advx.evaluation import EOT, evaluate
+from advx import evaluate
+from advx.evaluation import EOT
 
 
 @functools.lru_cache(maxsize=1)

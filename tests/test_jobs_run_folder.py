@@ -193,9 +193,9 @@ def test_resume_of_another_run_exits_2_naming_what_differs(change, needle, tiny,
         x[0, 0, 0, 0] = 1.0 - x[0, 0, 0, 0]
         np.savez(data, x=x, y=y)
     else:
-        import advx
+        import advx._version
 
-        monkeypatch.setattr(advx, "__version__", "9.9.9")
+        monkeypatch.setattr(advx._version, "__version__", "9.9.9")
     rc, _, err = cli(capsys, *args, "--out", str(out), "--resume")
     assert rc == 2 and "--resume" in err and needle in err, err
     if change == "threat":

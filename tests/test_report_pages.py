@@ -95,7 +95,7 @@ def wide_attack_page() -> tuple[dict, dict]:
 
 
 def evaluate_page() -> tuple[dict, dict]:
-    from advx.evaluation import evaluate
+    from advx import evaluate
 
     model, x, y = _rgb_problem(20)
     rep = evaluate(model, (x, y), "linf:0.02,0.05", attacks="fast", batch_size=10, progress=False, probe_points=4,
@@ -485,7 +485,7 @@ def test_reproduce_block_has_the_command_and_versions(rendered, name):
 
 def test_an_evaluate_run_folder_redraws_the_same_page(tmp_path):
     """The page of an evaluate run folder comes back from its results.json and adversarial.safetensors alone."""
-    from advx.evaluation import evaluate
+    from advx import evaluate
     from advx.report import rebuild_report
 
     model, x, y = _rgb_problem(12)

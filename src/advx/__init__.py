@@ -6,6 +6,7 @@
 """
 
 from advx import data, zoo
+from advx._version import __version__
 from advx.attacks import (
     APGD,
     APGDT,
@@ -31,11 +32,10 @@ from advx.attacks import (
     SimBA,
     Square,
 )
-from advx.evaluation import EvaluationReport, evaluate
+from advx.evaluation import EvaluationReport
+from advx.jobs.evaluate import evaluate
 from advx.model import LabelOnly, Normalized, QueryBudgetExceeded, ScoresOnly, load_model
 from advx.threat import L0, L1, L2, Decibels, Linf, Threat, parse_threat
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Attack", "AttackResult",

@@ -429,7 +429,7 @@ class Convergence(BaseCheck):
     name = "convergence"
 
     def evidence(self, ctx):
-        from advx.evaluation.schedule import ROBUST, threat_key
+        from advx.evaluation.codes import ROBUST, threat_key
 
         out = []
         for k, threat in enumerate(ctx.threats):

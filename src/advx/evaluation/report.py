@@ -21,11 +21,11 @@ import torch
 from torch import Tensor
 
 from advx.evaluation import checks as C
+from advx.evaluation.codes import ROBUST
 from advx.evaluation.stats import clopper_pearson
 
 __all__ = ["EvaluationReport", "ThreatResult", "build_report"]
 
-ROBUST, MISCLASSIFIED = -1, -2
 PROBE = "convergence-probe"
 
 
@@ -258,8 +258,8 @@ def _merge_not_run(metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], threats, specs, config: dict,
                  enabled: tuple[str, ...], eot: int | None, wall_time: float, world_size: int = 1) -> EvaluationReport:
     """Merge per-batch records (any order, any sharding) into the report."""
-    import advx
-    from advx.evaluation.schedule import threat_key
+    from advx._version import __version__
+    from advx.evaluation.codes import threat_key
 
     n_batches = math.ceil(config["n"] / config["batch_size"])
     missing = sorted(set(range(n_batches)) - set(records))
@@ -361,7 +361,7 @@ def build_report(records: dict[int, tuple[dict[str, Tensor], dict[str, Any]]], t
               "attack_s": {names[a]: sum(m["attack_seconds"][a] for m in metas if "attack_seconds" in m)
                            for a in range(A)},
               "world_size": world_size}
-    config = {**config, "versions": {"advx": advx.__version__, "torch": torch.__version__,
+    config = {**config, "versions": {"advx": __version__, "torch": torch.__version__,
                                      "python": platform.python_version()}}
     per_sample = {"codes": {"-2": "misclassified clean", "-1": "robust", **{str(i): a for i, a in enumerate(names)}},
                   "clean_correct": [bool(v) for v in correct.tolist()],

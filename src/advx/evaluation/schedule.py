@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from advx.evaluation import checks as C
+from advx.evaluation.codes import MISCLASSIFIED, ROBUST, threat_key
 from advx.evaluation.cost import Budget, BudgetExhausted, PassCounter
 from advx.evaluation.presets import AttackSpec
 from advx.model import ModelFn, attack_mode
@@ -28,7 +29,6 @@ from advx.threat import Threat
 
 __all__ = ["ROBUST", "MISCLASSIFIED", "BatchEvaluator", "derive_seed", "seeded", "threat_key", "dlr_notes"]
 
-ROBUST, MISCLASSIFIED = -1, -2  #: codes in ``broken_by``; attacks are 0..A-1, the convergence probe A
 
 
 def derive_seed(*parts: Any) -> int:
@@ -45,10 +45,6 @@ def seeded(device: torch.device, *parts: Any) -> Iterator[torch.Generator]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield torch.Generator(device=device).manual_seed(seed)
-
-
-def threat_key(threat: Threat) -> str:
-    return f"{threat.norm_name or type(threat).__name__.lower()}:{threat.eps:g}"
 
 
 

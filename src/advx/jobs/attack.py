@@ -97,7 +97,7 @@ def build_attack(name: str, threat: Threat, *, steps: int | None = None, restart
 def load_data(spec: str, split: str = "test", n: int | None = None, seed: int = 0, *, resize=None,
               center_crop=None):
     """A named data set or the user's own data (image folder, .npz/.safetensors, CIFAR binary): advx.data.load."""
-    from advx import data  # noqa: PLC0415 -- keeps `import advx.experiment` light
+    from advx import data  # noqa: PLC0415 -- keeps `import advx.jobs.attack` light
 
     return data.load(spec, split=split, n=n, seed=seed, resize=resize, center_crop=center_crop)
 

@@ -5,7 +5,17 @@ merge into an :class:`~advx.evaluation.report.EvaluationReport` are the
 evaluation layer's; this module feeds them through :func:`advx.jobs.run_job`
 (fingerprinted, locked run folder, checksummed checkpoints, torchrun sharding,
 progress) and writes the run folder's three files. :func:`evaluate` is the
-Python API (re-exported as ``advx.evaluate`` and ``advx.evaluation.evaluate``).
+Python API (re-exported as ``advx.evaluate``).
+
+The protocol is AutoAttack's (Croce & Hein, "Reliable evaluation of adversarial
+robustness with an ensemble of diverse parameter-free attacks", ICML 2020,
+https://arxiv.org/abs/2003.01690): a point counts as robust at eps only if the
+model classifies it correctly and *every* attack of the ensemble fails on it;
+each later attack runs only on the points still robust. Batches draw all
+randomness from seeds derived from (seed, batch, eps, attack), so resume and
+torchrun sharding reproduce the same numbers. When the report is built, an
+example found at a smaller eps (same norm) also breaks the point at every larger
+eps ("carried"): the ball only grows.
 """
 
 from __future__ import annotations

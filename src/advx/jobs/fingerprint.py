@@ -61,9 +61,9 @@ def config_sha256(config: JobConfig | dict[str, Any]) -> str:
 
 
 def _version() -> str:
-    import advx  # noqa: PLC0415
+    from advx._version import __version__  # noqa: PLC0415
 
-    return str(getattr(advx, "__version__", "unknown"))
+    return __version__
 
 
 def _paths(a: Any, b: Any, prefix: str = "") -> list[str]:

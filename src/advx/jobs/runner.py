@@ -113,10 +113,10 @@ def environment() -> dict[str, Any]:
 
     import numpy  # noqa: PLC0415
 
-    import advx  # noqa: PLC0415
+    from advx._version import __version__  # noqa: PLC0415
 
     return {
-        "advx": getattr(advx, "__version__", "unknown"),
+        "advx": __version__,
         "advx_git_revision": _git_revision(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,

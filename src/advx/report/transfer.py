@@ -1,4 +1,4 @@
-"""``advx transfer``'s results document and its page (moved here from ``advx.transfer_report``)."""
+"""``advx transfer``'s results document and its page."""
 
 from __future__ import annotations
 
