@@ -248,6 +248,7 @@ def test_formatting():
     assert fmt_pct(0.9134) == "91.3%" and fmt_pct(None) == "—" and fmt_pct(float("nan")) == "—"
     assert fmt_pct(0.0004) == "<0.1%" and fmt_pct(0.99996) == ">99.9%" and fmt_pct(0.0) == "0.0%" and fmt_pct(1) == "100.0%"
     assert fmt_num(1.23456) == "1.23" and fmt_num(0.1) == "0.1" and fmt_num(None) == "—" and fmt_num(0.0019) == "0.0019"
+    assert fmt_num(1216.875) == "1,217" and fmt_num(-2500.0) == "-2,500"  # no exponent on a page
     assert fmt_eps(8 / 255) == "8/255" and fmt_eps(0.1) == "0.1" and fmt_eps(0.02) == "0.02" and fmt_eps(1.0) == "1"
     assert fmt_eps(0.0313) == "0.0313" and fmt_eps(1 / 7) == "0.142857"  # only what 255ths explain exactly
 

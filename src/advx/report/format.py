@@ -33,11 +33,13 @@ def fmt_pct(v: float | None) -> str:
 
 
 def fmt_num(v: float | None) -> str:
-    """Three significant digits: 1.2345 -> '1.23', 0.1 -> '0.1', 0.0019 -> '0.0019'."""
+    """Three significant digits: 1.2345 -> '1.23', 0.1 -> '0.1', 0.0019 -> '0.0019'; 1216.9 -> '1,217' (no exponent)."""
     if _missing(v):
         return MISSING
     if isinstance(v, str):
         return v
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
     return f"{v:.3g}"
 
 

@@ -552,7 +552,7 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
                            "run on a sample of the survivors. Gradients and model passes are summed over the threats.")
     cost = results.get("cost") or {}
     cost_rows = [(k.replace("_", " "), fmt_count(v)) for k, v in cost.items() if isinstance(v, int)]
-    cost_rows += [(k.replace("_", " "), fmt_value(v)) for k, v in cost.items() if not isinstance(v, int)]
+    cost_rows += kv_rows({k: v for k, v in cost.items() if not isinstance(v, int)})  # nested: passes by phase/attack
     if "wall_time_s" in timing:
         cost_rows.append(("wall time", FORMATTERS["time"](timing["wall_time_s"])))
     if "world_size" in timing:
@@ -605,7 +605,7 @@ def _evaluate_page(results: dict[str, Any], tensors: dict[str, Tensor], medium: 
         "examples": _eval_examples(results, tensors, medium),
         "reproduce": reproduce_block(results, [("Run", [*data_rows, *settings]), ("Model", model_info),
                                                ("Fingerprints", fingerprints), ("Attacks", attack_cfg)]),
-        "footer": f"every number on this page is in report.json ({results.get('schema', 'advx evaluation')})",
+        "footer": f"every number on this page is in results.json (schema version {results.get('schema_version', 2)})",
     }
 
 
