@@ -234,3 +234,24 @@ def test_random_targets_are_seeded_and_never_the_label():
     assert bool((a != y).all()) and bool(((a >= 0) & (a < 10)).all())
     counts = torch.bincount(a, minlength=10)
     assert int(counts.min()) > 10  # every other class gets drawn (300 draws, about 30 each)
+
+
+def test_black_box_attacks_run_with_defaults_under_a_hard_query_budget(capsys, tmp_path):
+    """The one-spine issue's command: no --model/--data (the demo's zoo CNN and its own data set)."""
+    out = tmp_path / "bb"
+    rc, _, err = cli(capsys, "attack", "--attack", "hopskipjump,square", "--threat", "l2:2", "--queries", "40",
+                     "-n", "4", "--out", str(out))
+    assert rc == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["model"]["spec"] == "fmnist-cnn" and results["data"]["name"] == "fashion-mnist"
+    tensors = load_file(out / "adversarial.safetensors")
+    for run in results["runs"]:
+        assert run["attack"] in ("hopskipjump", "square")
+        assert int(tensors[f"{run['id']}/queries"].max()) <= 40  # the budget is a hard limit per sample
+    assert {"report.html", "results.json", "adversarial.safetensors"} <= {p.name for p in out.iterdir()}
+
+
+def test_data_is_required_for_a_model_that_is_not_in_the_zoo(capsys, tmp_path):
+    rc, _, err = cli(capsys, "attack", "--model", str(tmp_path / "m.safetensors"), "--threat", "l2:1", "-n", "2",
+                     "--out", str(tmp_path / "o"))
+    assert rc == 2 and "--data" in err and "zoo model" in err

@@ -137,8 +137,8 @@ Your own attack: --import MODULE, then --attack NAME (docs/extending.md).
 
 
 @click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
-@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, module:function (from the working directory) or hf:DIR_OR_ID.")
-@click.option("--data", "data", required=True, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file.")
+@click.option("--model", "model", default="fmnist-cnn", show_default=True, help="Zoo name, .safetensors/.pt2 file, module:function (from the working directory) or hf:DIR_OR_ID.")
+@click.option("--data", "data", default=None, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file [default: a zoo model's own data set].")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--attack", "attacks", multiple=True, default=("pgd",), show_default=True,
               help="Attack name(s), comma-separated or repeated.")
@@ -161,6 +161,9 @@ def command(model: str, data: str, split: str, attacks: tuple[str, ...], threats
     from advx.jobs.attack import require_targetable  # noqa: PLC0415
     from advx.jobs.targets import Targeting  # noqa: PLC0415
 
+    from advx.cli.inputs import default_data  # noqa: PLC0415
+
+    data = default_data(model, data)
     jobs = parse_jobs(attacks, threats)
     targeting = Targeting.parse(target)
     if targeting is not None:

@@ -63,8 +63,8 @@ def _defended(net, defense: str | None, adaptive: bool, eot: int | None, bounds:
 
 
 @click.command(epilog=EXAMPLE, context_settings={"max_content_width": 110})
-@click.option("--model", "model", required=True, help="Zoo name, .safetensors/.pt2 file, module:function (from the working directory) or hf:DIR_OR_ID.")
-@click.option("--data", "data", required=True, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file.")
+@click.option("--model", "model", default="fmnist-cnn", show_default=True, help="Zoo name, .safetensors/.pt2 file, module:function (from the working directory) or hf:DIR_OR_ID.")
+@click.option("--data", "data", default=None, help="fashion-mnist, mnist, cifar10, cifar100, an image folder (root/<class>/*.png) or a .npz/.safetensors file [default: a zoo model's own data set].")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--threat", "threats", multiple=True, required=True,
               help="NORM:EPS[,EPS...], e.g. linf:0.1,0.2 (repeatable).")
@@ -97,11 +97,12 @@ def command(model: str, data: str, split: str, threats: tuple[str, ...], attacks
     """Robust accuracy, worst case over an attack ensemble, with checks that flag untrustworthy numbers."""
     from rich.console import Console
 
-    from advx.cli.inputs import check_threats, load_model_and_data
+    from advx.cli.inputs import check_threats, default_data, load_model_and_data
     from advx.jobs.evaluate import evaluate
     from advx.threat import parse_threat
 
     device, n, seed, out = run.device, run.n, run.seed, run.out
+    data = default_data(model, data)
     if device.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     net, model_meta, ds = load_model_and_data(model, data, split, run, device=device)

@@ -87,6 +87,22 @@ def model_spec_meta(spec: str, device: str, *, mean=None, std=None):
     return model, {"spec": spec, "info": _jsonable(info)}
 
 
+DEFAULT_MODEL = "fmnist-cnn"  #: ``--model`` when none is given (the demo's committed CNN)
+
+
+def default_data(model: str, data: str | None) -> str:
+    """``--data``, or, when omitted, the data set a zoo model was trained on (its sidecar says which)."""
+    if data:
+        return data
+    from advx.zoo import ZOO  # noqa: PLC0415
+
+    entry = ZOO.get(model)
+    if entry is None:
+        raise click.UsageError(f"--data: give the data to attack (a data set name, image folder or .npz/.safetensors "
+                               f"file); only a zoo model ({', '.join(ZOO)}) implies its own data set, not {model!r}")
+    return entry.data
+
+
 def load_model_and_data(model: str, data: str, split: str, run, *, device: str | None = None):
     """(model, model metadata, data) for ``--model``/``--data`` with ``run``'s shared options, checked to fit.
 
