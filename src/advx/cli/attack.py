@@ -158,10 +158,9 @@ def command(model: str, data: str, split: str, attacks: tuple[str, ...], threats
             target: str | None, steps: int | None, restarts: int | None, queries: int | None, examples: int,
             no_report: bool, run: RunOptions) -> None:
     """Attack a model on real data; write adversarial examples, results.json and an HTML report."""
+    from advx.cli.inputs import default_data  # noqa: PLC0415
     from advx.jobs.attack import require_targetable  # noqa: PLC0415
     from advx.jobs.targets import Targeting  # noqa: PLC0415
-
-    from advx.cli.inputs import default_data  # noqa: PLC0415
 
     data = default_data(model, data)
     jobs = parse_jobs(attacks, threats)
