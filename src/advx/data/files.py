@@ -64,9 +64,12 @@ def load_array_file(path: str | Path, n: int | None = None) -> LabeledData:
     if y.dim() != 1 or y.shape[0] != x.shape[0] or y.is_floating_point() or y.dtype == torch.bool:
         raise ValueError(f"data file {path}: 'y' must be integer labels of shape ({x.shape[0]},), "
                          f"got {y.dtype} {tuple(y.shape)}")
-    if n is not None:
-        x, y = x[:n], y[:n]
     notes: list[str] = []
+    if n is not None and n > x.shape[0]:  # said, never silent (issue: -n 1e6 on a 30-row file)
+        log.warning("data file %s: -n %d asked, it holds %d rows; using all %d", path, n, x.shape[0], x.shape[0])
+        notes.append(f"all {x.shape[0]} rows (-n {n} asked)")
+    elif n is not None:
+        x, y = x[:n], y[:n]
     x, note = channels_first(x, what=f"data file {path}")
     notes += [note] if note else []
     x, note = to_unit_range(x, what=f"data file {path}")

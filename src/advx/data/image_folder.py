@@ -153,7 +153,7 @@ def load_image_folder(root: str | Path, split: str = "test", n: int | None = Non
     files, labels, classes, folder = list_images(root, split)
     total = len(files)
     if n is not None and n >= total:
-        log.info("image folder %s: -n %d asked, it holds %d images; using all of them", folder, n, total)
+        log.warning("image folder %s: -n %d asked, it holds %d images; using all of them", folder, n, total)
         n = None
     if n is not None:
         idx = stratified_indices(labels, n, seed)

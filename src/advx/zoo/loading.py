@@ -109,8 +109,12 @@ def save_model(model: nn.Module, path: str | Path, arch: str, metadata: dict[str
 
 
 def _header(path: Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as e:  # noqa: BLE001 -- safetensors raises its own SafetensorError
+        raise ValueError(f"model file {path}: not a readable safetensors file (truncated, or a bad header: {e}); "
+                         f"save it again with safetensors.torch.save_file") from None
 
 
 #: bounds on sidecar fields used to build a model: checked before anything is allocated
@@ -197,7 +201,11 @@ def _load_safetensors(path: Path, arch: str | None) -> nn.Module:
                          f"or put {sidecar_path(path).name} with an \"arch\" key beside it")
     model = build(arch, in_channels=int(meta.get("in_channels", 1)), num_classes=int(meta.get("num_classes", 10)),
                   size=int(meta.get("size", 28)))
-    state = load_file(str(path))
+    _header(path)  # a truncated or malformed file: a named error, not safetensors' raw one
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"model file {path}: its tensors cannot be read ({e}); the file is damaged") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -237,8 +245,16 @@ def _weights_only() -> Iterator[None]:
 
 
 def _load_exported(path: Path) -> nn.Module:
-    with _weights_only():
-        program = torch.export.load(str(path))
+    import zipfile  # noqa: PLC0415
+
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"model file {path}: not a torch.export archive (a .pt2 is a zip written by "
+                         f"torch.export.save; a pickle is never loaded)")
+    try:
+        with _weights_only():
+            program = torch.export.load(str(path))
+    except Exception as e:  # noqa: BLE001 -- torch raises many types for a damaged or foreign archive
+        raise ValueError(f"model file {path}: cannot be read as a torch.export archive ({type(e).__name__}: {e})") from None
     return ExportedModule(program.module())
 
 
