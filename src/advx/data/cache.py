@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
+from advx.data.atomic import atomic_write_bytes
 from advx.data.base import data_home
 
 __all__ = ["cache_path", "source_key", "read_cache", "write_cache"]
@@ -58,15 +58,7 @@ def read_cache(path: Path, key: str) -> tuple[np.ndarray, np.ndarray] | None:
 def write_cache(path: Path, key: str, images: np.ndarray, labels: np.ndarray) -> None:
     """Store the arrays; a cache that cannot be written is only logged (loading still works)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        try:
-            save_file({"images": np.ascontiguousarray(images), "labels": np.ascontiguousarray(labels)},
-                      tmp, metadata={"key": key})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(path, save({"images": np.ascontiguousarray(images), "labels": np.ascontiguousarray(labels)},
+                                      metadata={"key": key}))
     except OSError as e:
         log.warning("could not write the data cache %s: %s", path, e)

@@ -41,8 +41,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -52,10 +50,11 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from advx._version import __version__
 from advx.data import LabeledData
+from advx.data.atomic import atomic_save_tensors
 
 __all__ = ["TrainConfig", "EpochStats", "Objective", "Batches", "TensorBatches", "DEFENSES", "register_defense",
            "make_objective", "train", "accuracy", "save_checkpoint", "load_checkpoint", "run_fingerprint",
@@ -258,15 +257,6 @@ def _tensor_digest(tensors: dict[str, Tensor], extra: bytes = b"") -> str:
     return h.hexdigest()
 
 
-def _advx_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("advx")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def run_fingerprint(model: nn.Module, config: TrainConfig, data: Any = None, extra: dict | None = None) -> dict:
     """What a checkpoint is bound to: config, the model's parameter names and shapes, the data, advx's version."""
     if isinstance(data, TensorBatches) or hasattr(data, "fingerprint"):
@@ -277,7 +267,7 @@ def run_fingerprint(model: nn.Module, config: TrainConfig, data: Any = None, ext
         data_fp = {"type": type(data).__name__, "n": len(data)}
     return {"config": asdict(config), "model": {"class": type(model).__name__,
                                                 "state": {k: list(v.shape) for k, v in model.state_dict().items()}},
-            "data": data_fp, "advx": _advx_version(), **(extra or {})}
+            "data": data_fp, "advx": __version__, **(extra or {})}
 
 
 def _non_finite(tensors: dict[str, Tensor]) -> list[str]:
@@ -335,16 +325,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
                                   sort_keys=True),
     }
     meta["checksum"] = _checksum(tensors, meta)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_save_tensors(path, tensors, metadata=meta)
 
 
 def _checksum(tensors: dict[str, Tensor], meta: dict[str, str]) -> str:

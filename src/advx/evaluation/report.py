@@ -14,7 +14,6 @@ import json
 import math
 import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -132,23 +131,6 @@ class EvaluationReport:
 
     def to_json(self, per_sample: bool = True) -> str:
         return json.dumps(self.to_dict(per_sample), indent=2, allow_nan=False)
-
-    def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write report.json and (if kept) adversarials.safetensors into ``out_dir``.
-
-        The page is not drawn here (this layer renders no HTML): ``evaluate(out_dir=...)`` writes the run
-        folder with ``report.html``, or call ``advx.report.write_report(report.to_dict(),
-        report.report_tensors(), path)``.
-        """
-        from advx.evaluation.checkpoint import atomic_save_tensors, atomic_write_text
-
-        out = Path(out_dir)
-        paths = {"json": out / "report.json"}
-        atomic_write_text(paths["json"], self.to_json())
-        if self.adversarials:
-            paths["adversarials"] = out / "adversarials.safetensors"
-            atomic_save_tensors(paths["adversarials"], self.adversarials)
-        return paths
 
     def table(self):
         """A rich renderable: the curve, the per-attack breakdown, and the checks."""

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from advx.attacks.base import Attack, is_adversarial
-from advx.jobs.config import SCHEMA_VERSION, JobConfig, capture_argv
+from advx.jobs.config import SCHEMA_VERSION, JobConfig, capture_argv, jsonable
 from advx.jobs.fingerprint import data_sha256, model_sha256
 from advx.jobs.runner import JobOutput, batch_count, batch_seed, batch_slice, environment, run_job
 from advx.jobs.targets import NOT_ATTACKED, Targeting
@@ -314,18 +314,21 @@ class Experiment:
 
     def save(self, out_dir: str | Path, command: str | None = None, n_examples: int = 8,
              report: bool = True) -> dict[str, Path]:
-        """Write adversarial.safetensors, results.json and (unless ``report=False``) report.html."""
+        """Write adversarial.safetensors, results.json and (unless ``report=False``) report.html.
+
+        The same files, written the same way (atomically, JSON without NaN), as a job's run folder
+        (:func:`advx.jobs.runner.write_outputs`), without its lock and fingerprint binding.
+        """
         import json  # noqa: PLC0415
 
-        from safetensors.torch import save_file  # noqa: PLC0415
+        from advx.data.atomic import atomic_save_tensors, atomic_write_text  # noqa: PLC0415
 
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        results = self.results(command, n_examples)
+        results = jsonable(self.results(command, n_examples))
         paths = {"adversarial": out / "adversarial.safetensors", "results": out / "results.json"}
         tensors = self.tensors()
-        save_file(tensors, str(paths["adversarial"]), metadata={"schema_version": str(SCHEMA_VERSION)})
-        paths["results"].write_text(json.dumps(results, indent=2, default=str) + "\n")
+        atomic_save_tensors(paths["adversarial"], tensors, metadata={"schema_version": str(SCHEMA_VERSION)})
+        atomic_write_text(paths["results"], json.dumps(results, indent=2, allow_nan=False) + "\n")
         if report:
             from advx.report import write_report  # noqa: PLC0415
 

@@ -42,7 +42,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
-from advx.evaluation.checkpoint import (
+from advx.data.atomic import (
     atomic_save_tensors,
     atomic_write_bytes,
     atomic_write_text,

@@ -3,8 +3,9 @@
 A process killed at any moment leaves the old file or the new one, never half of
 one. Nothing is pickled: tensors go through safetensors, with JSON ``meta`` in the
 header. The run folder of every command (:class:`advx.jobs.run_folder.RunFolder`:
-lock, fingerprint binding, checksummed batch checkpoints) is built on these; the
-evaluation report's ``save`` uses them too.
+lock, fingerprint binding, checksummed batch checkpoints), the training checkpoints
+(:func:`advx.defenses.loop.save_checkpoint`) and the data caches are written with them;
+they sit in the lowest layer so that every layer can.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, Tensor], met
     tmp = _temp_path(path)
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        header = {_META_KEY: json.dumps(meta or {}, sort_keys=True), **(metadata or {})}
+        header = dict(metadata or {})
+        if meta is not None:  # load_tensors reads a missing key as {}
+            header[_META_KEY] = json.dumps(meta, sort_keys=True)
         save_file(tensors, str(tmp), metadata=header)
         _fsync(tmp)
         os.replace(tmp, path)
