@@ -175,3 +175,14 @@ def test_bad_arguments():
         DeepWordBug()(LEXICON, ["good movie"], [1], targets=[7])
     with pytest.raises(ValueError, match="class index"):
         DeepWordBug(query_budget=0)(LEXICON, ["good movie"], [-1])
+
+
+def test_white_box_budgets_refuse_non_integers_naming_the_argument():
+    from advx.text.attacks.gcg import GCG
+    from advx.text.attacks.hotflip import HotFlip
+
+    with pytest.raises(ValueError, match="steps"):
+        GCG(steps=2.5)
+    with pytest.raises(ValueError, match="beam_width"):
+        HotFlip(beam_width=0)
+    assert HotFlip(max_flips=0).max_flips == 0

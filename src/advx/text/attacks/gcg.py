@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import torch
 
+from advx.attacks.base import positive_int
 from advx.text.attacks.base import AttackState, TextAttack
 from advx.text.attacks.subword import Estimator, candidate_words, loss_for
 from advx.text.constraints import Constraint, Constraints, MaxWordsChanged, MinSentenceSimilarity, StopwordsKept
@@ -57,14 +58,13 @@ class GCG(TextAttack):
     def __init__(self, steps: int = 20, top_k: int = 8, candidates: int = 16, max_words: float = 0.2,
                  sim_threshold: float | None = 0.8, window: int | None = 15, substitutes=None,
                  constraints: Constraint | None = None, query_budget: int | None = None, seed: int = 0):
-        if int(steps) < 1 or int(top_k) < 1 or int(candidates) < 1:
-            raise ValueError(f"steps, top_k and candidates must be >= 1, got {steps}, {top_k}, {candidates}")
         budget = MaxWordsChanged(int(max_words)) if max_words >= 1 else MaxWordsChanged(fraction=float(max_words))
         parts = [StopwordsKept(), budget] + ([constraints] if constraints is not None else [])
         if sim_threshold is not None:
             parts.append(MinSentenceSimilarity(sim_threshold, window))
         super().__init__(Constraints(parts), query_budget, seed)
-        self.steps, self.top_k, self.candidates = int(steps), int(top_k), int(candidates)
+        self.steps, self.top_k, self.candidates = (positive_int(k, v) for k, v in
+                                                   (("steps", steps), ("top_k", top_k), ("candidates", candidates)))
         self._substitutes = substitutes
 
     def check_classifier(self, classifier) -> None:

@@ -30,6 +30,7 @@ import string
 import torch
 from torch import nn
 
+from advx.attacks.base import positive_int
 from advx.text.attacks.base import AttackState, TextAttack
 from advx.text.attacks.subword import Estimator, candidate_words, loss_for
 from advx.text.constraints import Constraint
@@ -52,9 +53,7 @@ class HotFlip(TextAttack):
     def __init__(self, beam_width: int = 5, max_flips: int = 10, constraints: Constraint | None = None,
                  query_budget: int | None = None, seed: int = 0, substitutes=None):
         super().__init__(constraints, query_budget, seed)
-        if int(beam_width) < 1 or int(max_flips) < 0:
-            raise ValueError(f"beam_width must be >= 1 and max_flips >= 0, got {beam_width}, {max_flips}")
-        self.beam_width, self.max_flips = int(beam_width), int(max_flips)
+        self.beam_width, self.max_flips = positive_int("beam_width", beam_width), positive_int("max_flips", max_flips, 0)
         self._substitutes = substitutes
 
     def check_classifier(self, classifier) -> None:
