@@ -8,10 +8,8 @@ import torch
 
 from advx.cli import main
 from advx.report import write_report
-from advx.text.attacks import DeepWordBug, Edit, TextAttackResult
-from advx.text.data import TextDataset
+from advx.text.attacks import Edit, TextAttackResult
 from advx.text.report import diff_segments, write_results
-from advx.text.train import TrainConfig, train_text_model
 
 
 def test_attack_cli_writes_results_and_report(tmp_path, capsys):
@@ -55,17 +53,6 @@ def test_report_escapes_and_highlights(tmp_path):
     html = write_report(doc, None, tmp_path / "r.html").read_text()  # the one renderer draws the text page
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;m&lt;/b&gt;" in html and "<ins>o</ins>" in html
-
-
-def test_adversarial_training_adds_adversarial_examples():
-    texts = [f"{w} {v}" for w in ("good", "bad") for v in ("movie", "film", "plot", "show", "story", "day")] * 3
-    data = TextDataset(texts, [int(t.startswith("good")) for t in texts], ("neg", "pos"))
-    cfg = TrainConfig(architecture="CharCNN", max_len=16, epochs=3, batch_size=8, lr=1e-2,
-                      attack=DeepWordBug(query_budget=20), attack_examples=10)
-    _, _, report = train_text_model(data, cfg)
-    sizes = [e["train_size"] for e in report.epochs]
-    assert report.adversarial_added > 0 and sizes[-1] == len(data) + report.adversarial_added
-    assert sizes == sorted(sizes) and sizes[0] == len(data)  # the first epoch is clean
 
 
 def test_attack_cli_accepts_a_saved_model_path(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import click
 
@@ -144,33 +143,44 @@ def attack(model_name: str, recipe: str, dataset: str | None, text_column: str, 
 @click.option("--data", "data_name", type=click.Choice(["tweets", "bbc"]), default=None,
               help="Built-in corpus to train on (with --arch).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the recipe's peak learning rate.")
 @click.option("--adversarial", type=click.Choice(RECIPES), default=None,
               help="Augment training with adversarial examples from this recipe (adversarial training).")
 @click.option("--adv-examples", type=click.IntRange(min=1), default=150, show_default=True,
-              help="Training texts attacked per augmentation round (one round per epoch after the first).")
+              help="Training texts attacked per augmentation round (one round before every epoch after the first).")
 @click.option("--adv-budget", type=click.IntRange(min=1), default=300, show_default=True,
               help="Query budget per attacked training text.")
 @click.option("--eval-n", type=click.IntRange(min=0), default=100, show_default=True,
               help="Test examples attacked to measure robustness before and after (0: skip).")
 @click.option("--eval-recipes", default=None,
               help="Comma-separated recipes for the before/after robustness (default: the --adversarial one).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to save (x.json + x.safetensors); default: overwrite the reference weights.")
-def train(model_name: str | None, arch: str | None, data_name: str | None, epochs: int | None,
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@run_options(out="runs/text-model.json", n=None, batch_size=32,
+             n_help="Train on the first N training texts (default: all).",
+             batch_help="Texts per training step (the reference recipes use 32).",
+             out_help="Model file to write: OUT.json + OUT.safetensors, and OUT.ckpt.safetensors after every "
+                      "epoch (what --resume continues).", extra=())
+def train(model_name: str | None, arch: str | None, data_name: str | None, epochs: int | None, lr: float | None,
           adversarial: str | None, adv_examples: int, adv_budget: int, eval_n: int, eval_recipes: str | None,
-          seed: int, out: Path | None) -> None:
-    """Train a reference text model (optionally with adversarial augmentation) and report its robustness.
+          progress: bool, run: RunOptions) -> None:
+    """Train a reference text model through the one training loop (optionally with adversarial
+    augmentation) and report its robustness.
 
     \b
-      advx text train --arch minilm --data tweets     # -> minilm-tweets (9 min on a busy shared core)
-      advx text train --arch minilm --data bbc        # -> minilm-bbc (30 min on a busy shared core)
+      advx text train --arch minilm --data tweets --out runs/minilm-tweets.json   # 9 min on a busy shared core
+      advx text train --model bbc-wordcnn --epochs 2 -n 500 --out runs/bbc-w.json
       advx text train --model minilm-tweets --adversarial deepwordbug --out runs/minilm-tw-adv.json
+      advx text train --model minilm-tweets --out src/advx/text/weights/minilm-tweets.json --overwrite  # the zoo's
     """
+    import shlex
+
+    from advx.cli.train_text import check_out, train_text
+    from advx.jobs.config import capture_argv
     from advx.text.attacks import summarize
     from advx.text.data import load_text_dataset
     from advx.text.recipes import make_attack
-    from advx.text.zoo import ZOO, load_reference, train_reference
+    from advx.text.zoo import ZOO, load_reference
 
     if model_name is None:
         if arch is None or data_name is None:
@@ -178,34 +188,38 @@ def train(model_name: str | None, arch: str | None, data_name: str | None, epoch
         model_name = ARCHS[arch].format(data=data_name)
     elif arch is not None or data_name is not None:
         raise click.UsageError("--model names a recipe already; drop --arch/--data (or drop --model)")
-    overrides: dict = {"seed": seed}
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    if adversarial is not None:
-        if out is None:
-            raise click.UsageError("adversarial training needs --out (the committed reference weights stay clean)")
-        overrides.update(attack=make_attack(adversarial, query_budget=adv_budget, seed=seed),
-                         attack_examples=adv_examples)
+    if run.out.suffix not in (".json", ".safetensors"):
+        raise click.BadParameter("must end in .json (the model is OUT.json + OUT.safetensors)", param_hint="--out")
+    check_out(run.out, run.resume, run.overwrite)
     recipes = [r.strip() for r in (eval_recipes or adversarial or "deepwordbug").split(",") if r.strip()]
     bad = [r for r in recipes if r not in RECIPES]
     if bad:
         raise click.UsageError(f"--eval-recipes: unknown {bad}; choose from {RECIPES}")
-    test = load_text_dataset(ZOO[model_name].dataset, "test").subset(eval_n)
+    spec = ZOO[model_name]
+    overrides = {"batch_size": run.batch_size, **({"epochs": epochs} if epochs else {}), **({"lr": lr} if lr else {})}
+    attack = make_attack(adversarial, query_budget=adv_budget, seed=run.seed) if adversarial else None
+    test = load_text_dataset(spec.dataset, "test").subset(eval_n)
     before: dict = {}
     if eval_n and adversarial is not None:
         ref, _ = load_reference(model_name)
         for r in recipes:
-            before[r] = summarize(make_attack(r, query_budget=adv_budget, seed=seed)(ref, test.texts, test.labels))
-    clf, meta, report = train_reference(model_name, out, **overrides)
+            before[r] = summarize(make_attack(r, query_budget=adv_budget, seed=run.seed)(ref, test.texts, test.labels))
+    command = shlex.join(capture_argv())
+    clf, meta = train_text(spec.recipe, spec.dataset, run.out, command=command, name=model_name, seed=run.seed,
+                           n_train=run.n, overrides=overrides, attack=attack, adv_examples=adv_examples,
+                           resume=run.resume, overwrite=run.overwrite, device=run.device, progress=progress)
     click.echo(f"{model_name}: clean test accuracy {100 * meta['test_accuracy']:.1f}% "
                f"({meta['train_seconds']:.0f} s, {meta['adversarial_examples_added']} adversarial examples added)")
     if eval_n:
         after = {}
         for r in recipes:
-            after[r] = summarize(make_attack(r, query_budget=adv_budget, seed=seed)(clf, test.texts, test.labels))
+            after[r] = summarize(make_attack(r, query_budget=adv_budget, seed=run.seed)(clf, test.texts, test.labels))
             if r in before:
                 _print_summary(before[r], f"before ({model_name} reference), {r}, {len(test)} test examples:")
             _print_summary(after[r], f"after, {r}, {len(test)} test examples:")
-        if out is not None:
-            Path(out).with_suffix(".robustness.json").write_text(json.dumps(
-                {"recipes": recipes, "budget": adv_budget, "n": len(test), "before": before, "after": after}, indent=1))
+        from advx.cli.train_text import model_paths
+        from advx.data.atomic import atomic_write_text
+
+        atomic_write_text(model_paths(run.out)[0].with_suffix(".robustness.json"), json.dumps(
+            {"recipes": recipes, "budget": adv_budget, "n": len(test), "before": before, "after": after}, indent=1))
+

@@ -1,9 +1,11 @@
 """The one training loop (images, text, audio): seeded, checkpointed every epoch, resumable bit for bit.
 
 ``train(model, data, TrainConfig(epochs=5))`` runs minibatch training with Adam,
-AdamW or SGD with momentum and a learning rate computed from the step number
-(cosine, constant, or one-cycle: a linear warm-up then cosine), so that no
-scheduler state exists. Each epoch draws its shuffling, augmentation and dropout
+AdamW or SGD with momentum and a learning rate computed from the fraction of
+training done (cosine, constant, one-cycle: a linear warm-up then cosine, or
+linear: a linear warm-up then a linear decay to 0), so that no scheduler state
+exists. Parameter groups (``param_groups=``) scale that rate, e.g. a freshly
+initialised head at 10 times the rate of a pretrained encoder. Each epoch draws its shuffling, augmentation and dropout
 from RNGs seeded by ``(seed, epoch)``; together with the model and optimizer
 state saved after every epoch (safetensors, no pickle), resuming from a
 checkpoint reproduces the uninterrupted run exactly.
@@ -18,7 +20,13 @@ not import advx.defenses; the CLI composes them):
 * ``objective(model, x, y, generator) -> (loss, logits or None)`` -- what one step
   minimises (default: the defense of ``TrainConfig.defense``; logits None: no train accuracy);
 * ``augment(x, generator) -> x`` -- medium augmentation drawn from the epoch's generator;
-* ``eval_fn(model) -> float`` -- the per-epoch test metric (or ``eval_data=(x, y)``: accuracy).
+* ``eval_fn(model) -> float`` -- the per-epoch test metric (or ``eval_data=(x, y)``: accuracy);
+* ``on_epoch_start(epoch, model)`` -- runs before each epoch (0-based) is drawn, e.g. an
+  adversarial augmentation that attacks the current model and puts its successful
+  examples into ``data``. ``data`` may change size there: the epoch's batches are drawn
+  from its length after the hook. A Batches whose contents change keeps them across a
+  resume with ``state() -> JSON`` and ``load_state(obj)``: the loop saves the state in
+  every checkpoint and restores it on resume.
 
 What one step minimises by default is a *defense objective*: ``"none"`` is standard
 cross-entropy training; :mod:`advx.defenses.training` registers adversarial
@@ -75,7 +83,12 @@ class TrainingDiverged(FloatingPointError):
 
 @runtime_checkable
 class Batches(Protocol):
-    """Training data of any medium: its size and the (x, y) batch of given indices."""
+    """Training data of any medium: its size and the (x, y) batch of given indices.
+
+    Optional: ``fingerprint() -> dict`` (what checkpoints are bound to), and for data whose
+    contents change during training (see ``on_epoch_start``) ``state() -> JSON-able`` and
+    ``load_state(obj)``, saved in every checkpoint and restored on resume.
+    """
 
     def __len__(self) -> int:
         ...
@@ -156,14 +169,14 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd" (momentum 0.9, nesterov)
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # "cosine" | "constant" | "onecycle" (linear warm-up, then cosine)
+    schedule: str = "cosine"  # "cosine" | "constant" | "onecycle" (linear warm-up, then cosine) | "linear"
     augment: str = "none"  # "none" | "shift" (random translations of up to 2 pixels)
     seed: int = 0
     defense: str = "none"
     defense_options: dict = field(default_factory=dict)  # JSON-able keyword arguments of the defense
     label_smoothing: float = 0.0  # of the standard cross-entropy objective
     grad_clip: float | None = None  # max gradient norm (None: no clipping)
-    lr_warmup: float = 0.1  # fraction of the steps in the "onecycle" schedule's linear warm-up
+    lr_warmup: float = 0.1  # fraction of the steps in the "onecycle" and "linear" schedules' linear warm-up
     drop_last: bool = False  # skip each epoch's last, smaller batch
 
     def __post_init__(self) -> None:
@@ -181,7 +194,7 @@ class TrainConfig:
         if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0
                                                and math.isfinite(self.grad_clip)):
             raise ValueError(f"grad_clip must be a finite number > 0 or None, got {self.grad_clip!r}")
-        choices = {"optimizer": ("adam", "adamw", "sgd"), "schedule": ("cosine", "constant", "onecycle"),
+        choices = {"optimizer": ("adam", "adamw", "sgd"), "schedule": ("cosine", "constant", "onecycle", "linear"),
                    "augment": ("none", "shift")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -194,12 +207,15 @@ class TrainConfig:
             raise ValueError(f"defense must be one of {sorted(DEFENSES)}, got {self.defense!r}")
 
     def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of step ``step`` (0-based) of ``total``."""
         if self.schedule == "constant":
             return self.lr
-        if self.schedule == "onecycle":
+        if self.schedule in ("onecycle", "linear"):
             rise = max(1, round(self.lr_warmup * total))
             if step < rise:
                 return self.lr * (step + 1) / rise
+            if self.schedule == "linear":
+                return self.lr * max(0.0, (total - step) / max(1, total - rise))
             return 0.5 * self.lr * (1.0 + math.cos(math.pi * (step - rise) / max(1, total - rise)))
         return 0.5 * self.lr * (1.0 + math.cos(math.pi * step / total))
 
@@ -286,8 +302,35 @@ def _shift(x: Tensor, generator: torch.Generator, max_shift: int = 2) -> Tensor:
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _param_groups(model: nn.Module, groups: list[dict] | None) -> list[dict]:
+    """The optimizer's parameter groups: ``groups`` checked (each a dict with "params" and an optional
+    "lr_scale"), or all trainable parameters of ``model`` at scale 1."""
+    if groups is None:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr_scale": 1.0}]
+    owned = {id(p) for p in model.parameters()}
+    out, seen = [], set()
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"param_groups[{i}] must be a dict with 'params' (and optionally 'lr_scale')")
+        unknown = set(group) - {"params", "lr_scale", "weight_decay"}
+        if unknown:
+            raise ValueError(f"param_groups[{i}]: unknown keys {sorted(unknown)}; allowed: params, lr_scale, "
+                             f"weight_decay")
+        params = list(group["params"])
+        scale = group.get("lr_scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"param_groups[{i}]['lr_scale'] must be a finite number > 0, got {scale!r}")
+        if any(id(p) not in owned for p in params):
+            raise ValueError(f"param_groups[{i}] holds parameters that are not the model's")
+        if any(id(p) in seen for p in params):
+            raise ValueError(f"param_groups[{i}] repeats parameters of an earlier group")
+        seen.update(id(p) for p in params)
+        out.append({**group, "params": params, "lr_scale": float(scale)})
+    return out
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    params = _param_groups(model, groups)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
@@ -300,9 +343,11 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
-                    config: TrainConfig, history: list[EpochStats], fingerprint: dict | None = None) -> None:
+                    config: TrainConfig, history: list[EpochStats], fingerprint: dict | None = None,
+                    data_state: Any = None) -> None:
     """Model and optimizer state after ``epoch`` epochs, as one safetensors file (written atomically),
-    with the run's ``fingerprint`` and a sha256 checksum of everything in it. Non-finite weights are refused."""
+    with the run's ``fingerprint``, the data's JSON-able ``data_state`` (see :class:`Batches`) and a
+    sha256 checksum of everything in it. Non-finite weights are refused."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     bad = _non_finite(tensors)
     if bad:
@@ -319,6 +364,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
                 scalars[f"{pid}.{key}"] = value
     meta = {
         "format": CHECKPOINT_FORMAT, "epoch": str(epoch), "config": json.dumps(asdict(config)),
+        "data_state": json.dumps(data_state),
         "history": json.dumps([asdict(h) for h in history]),
         "optim": json.dumps({"param_groups": state["param_groups"], "scalars": scalars}),
         "fingerprint": json.dumps(fingerprint if fingerprint is not None else run_fingerprint(model, config),
@@ -413,7 +459,9 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
           eval_fn: Callable[[nn.Module], float] | None = None, eval_data: Any = None,
           checkpoint: str | Path | None = None, resume: bool = False, overwrite: bool = False,
           fingerprint: dict | None = None, progress: bool = False,
-          on_epoch: Callable[[EpochStats], None] | None = None) -> list[EpochStats]:
+          on_epoch: Callable[[EpochStats], None] | None = None,
+          on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+          param_groups: list[dict] | None = None) -> list[EpochStats]:
     """Train ``model`` in place on ``data``; returns one :class:`EpochStats` per epoch (resumed ones included).
 
     ``data``: an (x, y) pair, a LabeledData or any :class:`Batches`. ``objective``
@@ -427,6 +475,10 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
     model, data and extra fingerprint). Without ``resume`` an existing checkpoint is
     refused unless ``overwrite=True``. ``on_epoch`` is called after each epoch's
     checkpoint is written; if it returns True, training stops there (early stopping).
+    ``on_epoch_start(epoch, model)`` runs before each epoch (0-based, resumed ones
+    included) is drawn; ``data`` may grow or shrink there. ``param_groups``: a list of
+    ``{"params": [...], "lr_scale": s}`` (optionally ``"weight_decay"``): each group
+    trains at ``s`` times the scheduled rate (default: every trainable parameter at 1).
     The model is left in eval mode.
 
     Inside a ``torch.distributed`` process group (e.g. started by ``torchrun``),
@@ -450,9 +502,14 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    optimizer = _make_optimizer(model, config)
+    optimizer = _make_optimizer(model, config, param_groups)
     history: list[EpochStats] = []
     start = 0
+    if param_groups is not None:  # bound to the checkpoint: resuming with other scales is another run
+        fingerprint = {**(fingerprint or {}), "param_groups": [
+            {"parameters": sum(p.numel() for p in g["params"]), "lr_scale": g["lr_scale"],
+             **({"weight_decay": g["weight_decay"]} if "weight_decay" in g else {})}
+            for g in optimizer.param_groups]}
     fp = run_fingerprint(model, config, batches, fingerprint) if checkpoint is not None else None
     if checkpoint is not None and not resume and Path(checkpoint).exists() and not overwrite:
         raise FileExistsError(f"checkpoint {checkpoint} exists: resume=True (advx train --resume) continues that run, "
@@ -473,20 +530,32 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
                                   f"{', '.join(differs[:6])}; resume with the same model and data, or --overwrite "
                                   f"to start again")
         start, _, history = load_checkpoint(checkpoint, model, optimizer)
+        state = json.loads(meta.get("data_state", "null"))
+        if state is not None and hasattr(batches, "load_state"):
+            batches.load_state(state)
         log.info("resuming from %s after epoch %d", checkpoint, start)
-    steps = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
-    if steps == 0:
-        raise ValueError(f"data: {n} examples make no full batch of {config.batch_size} (drop_last=True)")
-    total = steps * config.epochs
+    steps = _steps(n, config)
     if augment is None and config.augment == "shift":
         augment = _shift
     bar = _progress(progress)
-    task = bar.add_task("training", total=total, completed=start * steps) if bar else None
+    done = start * steps  # steps taken, for the progress bar
+    task = bar.add_task("training", total=steps * config.epochs, completed=done) if bar else None
     # accuracy on the batches as trained: on adversarial examples for adversarial objectives
     acc_label = "adv acc" if getattr(objective, "adversarial", False) else "acc"
     try:
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model)
+                n = len(batches)
+                if n == 0:
+                    raise ValueError(f"data: no training examples left after on_epoch_start of epoch {epoch + 1}")
+                steps = _steps(n, config)
+                if bar:
+                    bar.update(task, total=done + steps * (config.epochs - epoch))
+            # the schedule follows the fraction of training done, (epoch + i / steps) / epochs,
+            # which stays monotone when on_epoch_start changes the number of steps per epoch
+            total = steps * config.epochs
             generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
             order = torch.randperm(n, generator=generator)
             loss_sum, correct, seen, scored = 0.0, 0, 0, 0
@@ -508,7 +577,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
                         xb = augment(xb, generator)
                     lr = config.lr_at(epoch * steps + i, total)
                     for group in optimizer.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
                     optimizer.zero_grad(set_to_none=True)
                     if hasattr(objective, "at_step"):  # schedules inside the objective, e.g. an eps warm-up
                         objective.at_step(epoch * steps + i, total)
@@ -529,6 +598,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
                         correct += int((logits.detach().argmax(1) == yb).sum())
                         scored += len(batch)
                     seen += len(batch)
+                    done += 1
                     if bar:
                         shown = f" {acc_label} {correct / scored:.3f}" if scored else ""
                         bar.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs} loss "
@@ -550,7 +620,8 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
                      f", train acc {stats.train_accuracy:.4f}" if scored else "",
                      "" if test_acc is None else f", test acc {test_acc:.4f}", stats.seconds)
             if checkpoint is not None and rank == 0:
-                save_checkpoint(checkpoint, model, optimizer, epoch + 1, config, history, fp)
+                save_checkpoint(checkpoint, model, optimizer, epoch + 1, config, history, fp,
+                                batches.state() if hasattr(batches, "state") else None)
             elif checkpoint is None:
                 bad = _non_finite(model.state_dict())
                 if bad:
@@ -566,6 +637,14 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
             bar.stop()
         model.eval()
     return history
+
+
+def _steps(n: int, config: TrainConfig) -> int:
+    """Batches in an epoch of ``n`` examples."""
+    steps = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
+    if steps == 0:
+        raise ValueError(f"data: {n} examples make no full batch of {config.batch_size} (drop_last=True)")
+    return steps
 
 
 def _world() -> tuple[int, int]:
