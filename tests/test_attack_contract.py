@@ -397,7 +397,7 @@ def test_a_model_whose_class_count_changes_mid_attack_is_refused_by_name():
         return z.flatten(1)[:, : 5 if len(calls) == 1 else 4] * 1.0
 
     x, y = _data(9, "cpu")
-    with pytest.raises(ValueError, match=r"shape \(\d+, 4\) during Square, but 5 classes at the clean input"):
+    with pytest.raises(ValueError, match=r"\(during Square\) returned 4 classes, 5 at the clean input"):
         build_attack("square", Linf(0.1), queries=20)(fickle, x.flatten(1), y)
 
 

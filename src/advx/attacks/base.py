@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from advx.model import ModelFn, QueryCounter, attack_mode, input_gradient
+from advx.model.scores import NonFiniteLogits, check_scores
 from advx.threat import Threat, per_sample
 
 __all__ = [
@@ -173,7 +174,6 @@ class Attack(ABC):
             counter = QueryCounter(n, x.device)
             clean_logits = _first_forward(guarded, xw)
             counter.add(None, forwards=1)
-            _check_logits(clean_logits, n)
             num_classes = guarded.classes = clean_logits.shape[1]
             _check_labels(y, target, num_classes)
             clean_ok = _finite_rows(clean_logits)
@@ -256,32 +256,22 @@ class UnsupportedThreat(TypeError, ValueError):
     """The attack does not support this kind of threat (a TypeError and, for callers that expect it, a ValueError)."""
 
 
-class NonFiniteLogits(ValueError):
-    """The model returned NaN or inf logits; advx never counts them as success."""
-
-
 class _FiniteLogits:
-    """The model, with every output checked for NaN/inf (raise, or let the caller mark the rows failed)."""
+    """The model, with every output checked by :func:`advx.model.scores.check_scores`: (N, classes) logits,
+    the class count of the clean forward, no NaN/inf (raise :class:`NonFiniteLogits`, or let the caller mark
+    the rows failed)."""
 
     def __init__(self, model: ModelFn, attack: str, raise_: bool = True):
         self.model, self.attack, self.raise_ = model, attack, raise_
         self.classes: int | None = None  #: set after the clean forward: every later output must keep it
 
     def __call__(self, x: Tensor) -> Tensor:
-        out = self.model(x)
-        if self.classes is not None and (not isinstance(out, Tensor) or out.dim() != 2 or out.shape[1] != self.classes):
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"model returned logits of shape {got} during {self.attack}, but {self.classes} classes "
-                             "at the clean input; a model must keep its class count")
-        if self.raise_ and isinstance(out, Tensor) and out.is_floating_point():
-            finite = torch.isfinite(out.detach())
-            if not bool(finite.all()):
-                rows = ~finite.reshape(len(out), -1).all(1) if out.dim() else finite.reshape(1)
-                raise NonFiniteLogits(
-                    f"model returned non-finite logits (NaN or inf) on {int(rows.sum())} of {len(rows)} inputs "
-                    f"during {self.attack}; advx never counts NaN as success. Check the model and the scale of "
-                    "its inputs, or call the attack with nonfinite='fail' to mark those samples failed")
-        return out
+        return check_scores(
+            self.model(x), len(x), self.classes, where=f"model (during {self.attack})", what="logits",
+            finite=self.raise_, convert=False,
+            expected=f"{self.classes} at the clean input; a model must keep its class count",
+            hint=". Check the model and the scale of its inputs, or call the attack with nonfinite='fail' to mark "
+                 "those samples failed")
 
     def __getattr__(self, name):  # attributes of the wrapped model (e.g. .training) stay visible
         if name == "model":
@@ -343,12 +333,6 @@ def _check_inputs(threat: Threat, x: Tensor, y: Tensor, target: Tensor | None) -
             raise ValueError(f"{name} must have shape ({x.shape[0]},) to match x, got {tuple(labels.shape)}")
         if labels.device != x.device:
             raise ValueError(f"{name} is on {labels.device} but x is on {x.device}; move them to one device")
-
-
-def _check_logits(logits: Tensor, n: int) -> None:
-    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != n:
-        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"model must return logits of shape (N, classes) = ({n}, C), got {shape}")
 
 
 def _check_labels(y: Tensor, target: Tensor | None, num_classes: int) -> None:

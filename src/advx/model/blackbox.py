@@ -10,9 +10,10 @@ gives:
   that every attack and the attack contract can read it like scores; an attack
   can learn nothing from it beyond the label.
 
-Both validate what the model returns -- a rectangular numeric array of the
-right number of rows, finite scores, and the same class count on every call
-(else :class:`InvalidScores`, a ValueError) -- so that NaN, inf or a model that
+Both validate what the model returns with :func:`advx.model.scores.check_scores`
+-- a rectangular numeric array of the right number of rows, finite scores, and
+the same class count on every call (else :class:`InvalidScores`, a ValueError;
+:class:`NonFiniteLogits` for NaN/inf) -- so that NaN, inf or a model that
 changed under the attack never reads as an attack's success.
 
 Both count the inputs they evaluate (``queries``) and raise
@@ -34,9 +35,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
+
+from advx.model.scores import InvalidScores, check_scores
 
 __all__ = ["QueryBudgetExceeded", "InvalidScores", "ScoresOnly", "LabelOnly"]
 
@@ -45,10 +47,6 @@ log = logging.getLogger(__name__)
 
 class QueryBudgetExceeded(RuntimeError):
     """A black-box model was asked for more inputs than its budget allows."""
-
-
-class InvalidScores(ValueError):
-    """A black-box model answered something that is not usable scores: NaN/inf, ragged, or a changed class count."""
 
 
 class _NoGradient(torch.autograd.Function):
@@ -65,6 +63,8 @@ class _NoGradient(torch.autograd.Function):
 
 
 class _BlackBox(nn.Module):
+    labels: bool | None = False  #: what the view takes from the model (check_scores): scores only, or labels too
+
     def __init__(self, model: Callable[[Any], Any], budget: int | None = None, array: str = "auto"):
         super().__init__()
         if not callable(model):
@@ -101,31 +101,15 @@ class _BlackBox(nn.Module):
             )
         self.queries += n
         with torch.no_grad():
-            if self.numpy:
-                raw = self.model(x.detach().cpu().numpy())
-                try:
-                    out = torch.as_tensor(np.asarray(raw), device=x.device)
-                except (TypeError, ValueError, RuntimeError) as e:
-                    raise InvalidScores(f"model must return a numeric array of scores (N, classes) or labels (N,); "
-                                        f"its {type(raw).__name__} is ragged or not numeric ({str(e)[:100]})") from None
-            else:
-                out = self.model(x.detach())
-        if not isinstance(out, Tensor) or out.dim() not in (1, 2) or out.shape[0] != n:
-            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise InvalidScores(f"model must return scores of shape (N, classes) = ({n}, C), got {shape}")
-        if out.dtype == torch.bool or out.is_complex():
-            raise InvalidScores(f"model must return real numbers, got {out.dtype}")
-        if out.is_floating_point() and not bool(torch.isfinite(out).all()):
-            bad = ~torch.isfinite(out.reshape(n, -1)).all(1)
-            raise InvalidScores(f"model returned non-finite scores (NaN or inf) for {int(bad.sum())} of {n} inputs "
-                                f"(rows {bad.nonzero().flatten()[:5].tolist()}); a NaN is never an attack's success")
-        if out.dim() == 2:
-            if self.classes is None:
-                self.classes = int(out.shape[1])
-            elif out.shape[1] != self.classes:
-                raise InvalidScores(f"model returned {out.shape[1]} classes, earlier calls {self.classes}: "
-                                    f"the class count must not change during an attack")
-        return out
+            out = self.model(x.detach().cpu().numpy()) if self.numpy else self.model(x.detach())
+        out = check_scores(out, n, self.classes, labels=self.labels, expected=self._expected())
+        if out.dim() == 2 and self.classes is None:
+            self.classes = int(out.shape[1])
+        return out.to(x.device)
+
+    def _expected(self) -> str:
+        """How a class-count error names where the count came from."""
+        return f"earlier calls {self.classes}: the class count must not change during an attack"
 
     def forward(self, x: Tensor) -> Tensor:
         out = self._expose(self._raw(x), x)
@@ -155,8 +139,6 @@ class ScoresOnly(_BlackBox):
         self.softmax = bool(softmax)
 
     def _expose(self, out: Tensor, x: Tensor) -> Tensor:
-        if out.dim() != 2:
-            raise ValueError(f"model must return scores of shape (N, classes), got {tuple(out.shape)}")
         out = out.to(x.dtype)
         return out.softmax(dim=1) if self.softmax else out
 
@@ -171,23 +153,24 @@ class LabelOnly(_BlackBox):
         array: "auto", "torch" or "numpy": what ``model`` takes and returns.
     """
 
+    labels = None  # scores (N, C) or labels (N,)
+
     def __init__(self, model, budget: int | None = None, num_classes: int | None = None, array: str = "auto"):
         super().__init__(model, budget, array)
         if num_classes is not None and int(num_classes) < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
-        self.num_classes = None if num_classes is None else int(num_classes)
+        self.num_classes = self.classes = None if num_classes is None else int(num_classes)
+
+    def _expected(self) -> str:
+        if self.num_classes is not None:
+            return f"LabelOnly(num_classes={self.num_classes}); check num_classes"
+        return super()._expected()
 
     def _expose(self, out: Tensor, x: Tensor) -> Tensor:
         if out.dim() == 2:
-            if self.num_classes is not None and out.shape[1] != self.num_classes:
-                raise InvalidScores(f"model returned {out.shape[1]} classes, LabelOnly(num_classes={self.num_classes})")
             labels, classes = out.argmax(dim=1), out.shape[1]
-        else:
-            if self.num_classes is None:
-                raise ValueError("model returns labels (N,); give LabelOnly(..., num_classes=C) to shape them")
-            if out.is_floating_point() and not bool((out == out.round()).all()):
-                raise InvalidScores("model returned labels that are not whole numbers")
+        elif self.num_classes is None:
+            raise ValueError("model returns labels (N,); give LabelOnly(..., num_classes=C) to shape them")
+        else:  # check_scores saw whole numbers in [0, num_classes)
             labels, classes = out.long(), self.num_classes
-            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-                raise InvalidScores(f"model returned labels outside [0, {classes - 1}]; check num_classes")
         return nn.functional.one_hot(labels, classes).to(x.dtype)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from advx.model.core import Normalized
+from advx.model.scores import check_scores
 
 __all__ = ["load_model", "load_model_with_info", "check_model_fits", "parse_stats"]
 
@@ -138,10 +139,9 @@ def check_model_fits(model, x: Tensor, num_labels: int | None = None, *, model_n
     finally:
         if was is not None:
             model.train(was)
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
-        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"{model_name} must return logits of shape (N, classes); on one sample of {data_name} "
-                         f"{shape[1:]} it returned {got}")
+    # NaN is judged by the attacks and checks later, not refused when the model is loaded
+    check_scores(out, 1, where=f"{model_name} (on one sample of {data_name} {shape[1:]})", what="logits",
+                 finite=False, convert=False)
     classes = int(out.shape[1])
     if num_labels is not None and num_labels > classes:
         raise ValueError(f"{data_name} has labels up to {num_labels - 1}, but {model_name} outputs {classes} "

@@ -9,7 +9,11 @@ bodies, HTTP 429 and 5xx) are retried with exponential backoff; a server's
 spaced by a client-side rate limit. Every failure -- a bad status, a body that
 is not UTF-8 or not JSON, ragged or non-numeric arrays, non-finite scores, the
 wrong number of rows, a class count that changes between answers -- raises
-:class:`RemoteModelError` naming the URL. Only the standard library is used.
+:class:`RemoteModelError` naming the URL; an answer that is not usable scores
+(checked by :func:`advx.model.scores.check_scores`, the rule every model output
+meets) raises :class:`InvalidRemoteScores`, which is both a RemoteModelError and
+an :class:`~advx.model.InvalidScores`. Only the standard library (and numpy,
+torch) is used.
 
 Protocol (configurable keys)::
 
@@ -39,7 +43,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-__all__ = ["HTTPModel", "RemoteModelError"]
+from advx.model.scores import InvalidScores, check_scores
+
+__all__ = ["HTTPModel", "RemoteModelError", "InvalidRemoteScores"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,10 @@ _OUTPUT_KEYS = ("scores", "logits", "probabilities", "probs", "labels")
 
 class RemoteModelError(RuntimeError):
     """The remote model failed: a bad answer, a client error, or retries exhausted (the message names the URL)."""
+
+
+class InvalidRemoteScores(RemoteModelError, InvalidScores):
+    """The remote model answered something that is not usable scores (both a RemoteModelError and an InvalidScores)."""
 
 
 class _Transient(Exception):
@@ -159,29 +169,17 @@ class HTTPModel:
 
     def _check(self, value, key: str, n: int) -> np.ndarray:
         try:
-            out = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise RemoteModelError(f"{self.url}: {key!r} is not a rectangular array of numbers "
-                                   f"(ragged rows or non-numeric values: {str(e)[:120]})") from None
-        if out.ndim == 0 or out.shape[0] != n:
-            raise RemoteModelError(f"{self.url}: sent {n} inputs, got {key} of shape {out.shape}")
-        if out.ndim == 1 or key == "labels":
-            if out.ndim != 1 or not bool(np.isfinite(out).all()) or not bool((out == np.round(out)).all()) \
-                    or bool((out < 0).any()):
-                raise RemoteModelError(f"{self.url}: {key} must be N whole class indices >= 0, got shape {out.shape}")
+            out = check_scores(value, n, self.num_classes, where=f"{self.url}: the server", what=key,
+                               labels=True if key == "labels" else None,
+                               expected=f"earlier answers had {self.num_classes} (did the model behind the URL "
+                                        "change?)").numpy()
+        except InvalidScores as e:
+            raise InvalidRemoteScores(str(e)) from None
+        if out.ndim == 1:
             return out.astype(np.int64)
-        if out.ndim != 2 or out.shape[1] < 1:
-            raise RemoteModelError(f"{self.url}: {key} must have shape (N, classes), got {out.shape}")
-        bad = ~np.isfinite(out).all(axis=1)
-        if bad.any():
-            raise RemoteModelError(f"{self.url}: non-finite {key} (NaN or inf) for {int(bad.sum())} of {n} inputs "
-                                   f"(rows {np.flatnonzero(bad)[:5].tolist()})")
         if self.num_classes is None:
             self.num_classes = int(out.shape[1])
-        elif out.shape[1] != self.num_classes:
-            raise RemoteModelError(f"{self.url}: the answer has {out.shape[1]} classes, earlier answers had "
-                                   f"{self.num_classes} (did the model behind the URL change?)")
-        return out
+        return out.astype(np.float64)
 
     # ---------------------------------------------------------------- requests
     def _wait_for_slot(self) -> None:
