@@ -9,7 +9,7 @@ with stride 2), one bidirectional GRU and a linear layer -- the
 convolution-then-recurrence shape of Deep Speech 2 (Amodei et al., ICML 2016) at a
 few hundred thousand parameters. Trained with connectionist temporal
 classification (Graves, Fernandez, Gomez & Schmidhuber, ICML 2006) through
-``torch.nn.functional.ctc_loss`` by ``python -m advx.audio.ctc_train``.
+``torch.nn.functional.ctc_loss`` by ``advx train --arch ctc`` (:mod:`advx.audio.ctc_train`).
 
 Decoding: :func:`greedy_decode` (best path: argmax per frame, repeats merged,
 blanks dropped) and :func:`beam_decode`, a CTC prefix beam search (Hannun, Maas,

@@ -8,7 +8,7 @@ average + max pooling feed a linear layer: a small CNN in the spirit of the
 keyword-spotting CNNs of Sainath & Parada (Interspeech 2015).
 
 :func:`load_model` ("digits-kws") returns it with the committed weights,
-trained by ``python -m advx.audio.train`` on the synthetic espeak-ng digits.
+trained on the synthetic espeak-ng digits (the recipe: ``advx train --arch kws``, :mod:`advx.audio.train`).
 """
 
 from __future__ import annotations
@@ -66,12 +66,13 @@ def model_info(name: str = "digits-kws") -> dict:
         raise ValueError(f"unknown audio model {name!r}; available: {sorted(MODELS)}")
     path = _weights_dir() / f"{MODELS[name]}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no metadata for {name!r} at {path}; train it with `python -m {_recipe(name)}`")
+        raise FileNotFoundError(f"no metadata for {name!r} at {path}; train it with `{_recipe(name)}`")
     return json.loads(path.read_text())
 
 
 def _recipe(name: str) -> str:
-    return "advx.audio.ctc_train" if name.endswith("-ctc") else "advx.audio.train"
+    return ("advx train --arch ctc --data phrases" if name.endswith("-ctc") else "advx train --arch kws --data digits") \
+        + f" --out {name}.safetensors (the full recipe: docs/audio.md)"
 
 
 def load_model(name: str = "digits-kws", device: str | torch.device = "cpu") -> nn.Module:
