@@ -152,11 +152,11 @@ def command(arch: str, data_name: str, source: str, epochs: int, seed: int, out:
     if existing and not (resume or overwrite):
         raise click.BadParameter(f"{existing[0]} exists: add --resume to continue that run or --overwrite to "
                                  f"start again over it", param_hint="--out")
+    speech = _speech_options(arch, epochs, floor_db, channels, hidden, lr_warmup, init, stop_after, threads)
     torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
     rank, created = _join_process_group(device)
     if created and device.startswith("cuda"):
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    speech = _speech_options(arch, epochs, floor_db, channels, hidden, lr_warmup, init, stop_after, threads)
     if arch == "ctc":
         if defense != "none":
             raise click.BadParameter("the CTC recogniser trains with --defense none", param_hint="--defense")
