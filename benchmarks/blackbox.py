@@ -37,23 +37,18 @@ from advx.attacks.simba import SimBA
 from advx.attacks.spsa import SPSA
 from advx.attacks.square import Square
 from advx.data import load
-from advx.model import LabelOnly, ScoresOnly
+from advx.model import LabelOnly, PassCounter, ScoresOnly
 from advx.threat import L2, Linf
 from advx.zoo import load_model
 
 log = logging.getLogger("bench")
 
 
-class Counting(nn.Module):
-    """Counts the inputs a peer library evaluates."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model, self.rows = model, 0
+class Counting(PassCounter):
+    """Counts the inputs a peer library evaluates (``forwards``), in float32."""
 
     def forward(self, x):
-        self.rows += len(x)
-        return self.model(x.to(torch.float32))  # ART's HopSkipJump hands over float64
+        return super().forward(x.to(torch.float32))  # ART's HopSkipJump hands over float64
 
 
 def advx_attacks(q: int, linf: float, l2: float) -> list[tuple[str, str, object, str]]:
@@ -104,7 +99,7 @@ def _peer_row(impl, name, threat, model, counting, x, y, x_adv, secs, dist_ok=No
         fooled &= dist_ok
     return {"impl": impl, "attack": name, "threat": threat, "view": "scores" if "Square" in name else "labels",
             "success": float(fooled.sum() / right.sum()), "median_queries_success": None,
-            "mean_queries": counting.rows / len(x), "max_queries": None, "gradients": None, "seconds": secs}
+            "mean_queries": counting.forwards / len(x), "max_queries": None, "gradients": None, "seconds": secs}
 
 
 def run_peers(model, x, y, q, linf, l2):

@@ -16,7 +16,7 @@ For each (model, threat), on the same test points (seed 0):
   sample breaks one);
 * ``advx-thorough``: ``"autoattack"`` + MALT APGD-T (3 targets, 2 restarts) on the survivors.
 
-Every contender sees the model through one :class:`advx.evaluation.cost.PassCounter`, so
+Every contender sees the model through one :class:`advx.model.PassCounter`, so
 its passes (forward + backward samples through the model) are counted the same way, not
 taken from anyone's own bookkeeping. advx runs with the checks off (only the attacks are
 compared). Reported: robust accuracy with its 95% Clopper-Pearson interval, passes in total
@@ -41,8 +41,8 @@ import time
 import torch
 
 from advx import evaluate
-from advx.evaluation.cost import PassCounter
 from advx.evaluation.stats import clopper_pearson
+from advx.model import PassCounter
 
 CASES = "mnist-cnn-at:mnist:linf:0.3,fmnist-cnn-at:fashion-mnist:linf:0.1,fmnist-cnn-at:fashion-mnist:l2:1.0"
 CONTENDERS = "torchattacks-aa-100,torchattacks-aa,advx-standard,advx-thorough"

@@ -3,8 +3,8 @@
 Cases come from :func:`advx.attacks.registry.attacks` (as scikit-learn's ``all_estimators``
 feeds ``check_estimator``): registering an attack puts it under every check here.
 Properties: x_adv inside the ball and the bounds, shape/dtype/device kept, success judged by
-the model on x_adv (targeted: reaching the target), queries counted honestly (the model's own
-count of rows) and never above a stated budget, eps = 0 returns x, the model handed back as it
+the model on x_adv (targeted: reaching the target), queries counted honestly (against
+advx.model.PassCounter, the count at the model) and never above a stated budget, eps = 0 returns x, the model handed back as it
 came, deterministic under a seed, N = 0 gives an empty result, NaN/inf logits never count as
 success, float64/float16 inputs are returned in their dtype, non-integer budgets are refused.
 Every check runs on each ``device`` (CPU, plus CUDA where available).
@@ -23,6 +23,7 @@ from torch import nn
 from advx.attacks import PGD, DeepFool
 from advx.attacks.base import NonFiniteLogits
 from advx.attacks.registry import attacks, build_attack
+from advx.model import PassCounter
 from advx.threat import L0, L1, L2, Decibels, Linf
 
 REGISTRY = attacks()
@@ -87,18 +88,6 @@ class TinyNet(nn.Module):
         return self.fc(self.drop(torch.relu(self.bn(self.conv(x)))).flatten(1))
 
 
-class Counting(nn.Module):
-    """The model, counting every row it is asked to classify."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model, self.rows = model, 0
-
-    def forward(self, x):
-        self.rows += len(x)
-        return self.model(x)
-
-
 def _data(seed: int, device, n: int = 4):
     g = torch.Generator().manual_seed(seed)
     x, y = torch.rand(n, 1, 6, 6, generator=g), torch.randint(0, 5, (n,), generator=g)
@@ -125,7 +114,7 @@ def test_every_registered_attack_has_contract_cases():
 @given(seed=st.integers(0, 10_000), targeted=st.booleans())
 def test_result_inside_threat_judged_by_the_model_and_counted(name, norm, seed, targeted, device):
     info = info_of(name)
-    model = Counting(TinyNet()).eval().to(device)
+    model = PassCounter(TinyNet()).eval().to(device)
     x, y = _data(seed, device)
     target = (y + 1 + seed % 4) % 5 if targeted and info.targeted else None
     threat = threat_for(norm)
@@ -145,7 +134,7 @@ def test_result_inside_threat_judged_by_the_model_and_counted(name, norm, seed, 
         assert t.device == x.device and len(t) == len(x)
     assert bool((res.queries >= res.gradients).all() and (res.queries >= 2).all())
     assert int(res.queries.max()) <= MAX_PASSES, f"{name}: too costly for the contract suite; add it to FAST"
-    assert int((res.queries - res.gradients).sum()) == model.rows  # every forward counted, on the right sample
+    assert int((res.queries - res.gradients).sum()) == model.forwards  # every forward counted, on the right sample
     assert not bool(res.nonfinite.any())
     if info.black_box:
         assert bool((res.queries <= QUERIES).all()), f"{name} overspent its budget: {res.queries.tolist()}"
@@ -158,7 +147,7 @@ def test_result_inside_threat_judged_by_the_model_and_counted(name, norm, seed, 
 def test_black_box_budgets_are_hard_limits(name, seed, queries):
     """No score- or decision-based attack spends more than ``queries`` on any sample (the contract's 2 included)."""
     info = REGISTRY[name]
-    model = Counting(TinyNet()).eval()
+    model = PassCounter(TinyNet()).eval()
     x, y = _data(seed, "cpu", n=5)
     threat = threat_for(info.threats[0])
     try:
@@ -168,7 +157,7 @@ def test_black_box_budgets_are_hard_limits(name, seed, queries):
         return
     res = attack(model, x, y)
     assert bool((res.queries <= queries).all()), res.queries.tolist()
-    assert int(res.queries.sum()) == model.rows and int(res.gradients.sum()) == 0
+    assert int(res.queries.sum()) == model.forwards and int(res.gradients.sum()) == 0
 
 
 @pytest.mark.parametrize("name,norm", [c for c in CASES if c[1] != "db"], ids=[i for c, i in zip(CASES, IDS)
@@ -210,10 +199,10 @@ def test_deterministic_and_model_left_as_it_came(name, norm, device):
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_empty_batch_gives_an_empty_result_without_calling_the_model(name, device):
-    model = Counting(TinyNet()).eval().to(device)
+    model = PassCounter(TinyNet()).eval().to(device)
     x, y = torch.zeros(0, 1, 6, 6, device=device), torch.zeros(0, dtype=torch.long, device=device)
     res = make(name, threat_for(REGISTRY[name].threats[0]))(model, x, y)
-    assert res.x_adv.shape == (0, 1, 6, 6) and res.x_adv.device == x.device and model.rows == 0
+    assert res.x_adv.shape == (0, 1, 6, 6) and res.x_adv.device == x.device and model.forwards == 0
     for t in (res.success, res.distance, res.queries, res.gradients, res.clean_correct, res.nonfinite):
         assert t.shape == (0,) and t.device == x.device
     assert res.logits.shape[0] == 0
@@ -297,7 +286,7 @@ def test_deepfool_with_nan_gradients_returns_finite_points_inside_the_box():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
 def test_other_float_dtypes_are_attacked_in_the_models_and_returned_in_theirs(name, dtype, device):
     norm = REGISTRY[name].threats[0]
-    model = Counting(TinyNet()).eval().to(device)
+    model = PassCounter(TinyNet()).eval().to(device)
     x, y = _data(6, device)
     x = x.to(dtype)
     threat = threat_for(norm)

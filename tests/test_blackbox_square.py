@@ -12,22 +12,17 @@ from torch import nn
 
 from advx.attacks import PGD
 from advx.attacks.square import Square, _bump, p_schedule
+from advx.model import PassCounter
 from advx.threat import L1, L2, Linf
 
 
-class Counting(nn.Module):
-    """Counts rows evaluated; refuses inputs that carry gradients (scores only)."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner, self.rows = inner, 0
-        self.eval()
+class Counting(PassCounter):
+    """Counts rows evaluated (``forwards``); refuses inputs that carry gradients (scores only)."""
 
     def forward(self, x):
         if x.requires_grad or torch.is_grad_enabled():
             raise AssertionError("Square asked for a gradient")
-        self.rows += len(x)
-        return self.inner(x)
+        return super().forward(x)
 
 
 def test_p_schedule_halves_at_the_papers_iterations_rescaled_to_the_budget():
@@ -52,7 +47,7 @@ def test_l2_bump_has_unit_norm_and_opposite_halves():
 @settings(max_examples=8)
 @given(seed=st.integers(0, 1000), lo=st.sampled_from([0.0, -1.0]), channels=st.sampled_from([1, 3]))
 def test_inside_ball_and_bounds_with_exact_query_accounting(kind, eps, seed, lo, channels):
-    model = Counting(TinyConv(channels=channels))
+    model = Counting(TinyConv(channels=channels)).eval()
     g = torch.Generator().manual_seed(seed)
     x = lo + (1 - lo) * torch.rand(4, channels, 8, 8, generator=g)
     y = torch.randint(0, 5, (4,), generator=g)
@@ -62,7 +57,7 @@ def test_inside_ball_and_bounds_with_exact_query_accounting(kind, eps, seed, lo,
     assert bool((res.x_adv >= lo).all() and (res.x_adv <= 1).all())
     assert bool((threat.distance(res.x_adv, x) <= eps * (1 + 1e-5)).all())
     assert int(res.gradients.sum()) == 0
-    assert int(res.queries.sum()) == model.rows  # every forward is counted, per sample
+    assert int(res.queries.sum()) == model.forwards  # every forward is counted, per sample
     assert bool((res.queries <= 32).all())  # a hard budget for the whole call
     # a sample the attack could not fool used exactly the whole budget: 2 for the contract, 15 per restart
     assert bool((res.queries[~res.success] == 32).all())

@@ -10,8 +10,7 @@ from advx import evaluate
 from advx.attacks.losses import margin
 from advx.data import load
 from advx.evaluation import checks as C
-from advx.evaluation.cost import Budget, BudgetExhausted, PassCounter
-from advx.model import input_gradient
+from advx.model import Budget, BudgetExhausted, PassCounter, input_gradient
 from test_evaluation_models import Noisy, Quantized, centroid
 
 

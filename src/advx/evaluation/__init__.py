@@ -8,9 +8,9 @@ numbers that cannot be trusted.
 """
 
 from advx.evaluation.checks import CHECKS, BaseCheck, Check
-from advx.evaluation.cost import PassCounter
 from advx.evaluation.eot import EOT
 from advx.evaluation.report import EvaluationReport, ThreatResult
 from advx.evaluation.stats import clopper_pearson, wilson
+from advx.model.counting import PassCounter
 
 __all__ = ["EvaluationReport", "ThreatResult", "Check", "BaseCheck", "CHECKS", "PassCounter", "EOT", "clopper_pearson", "wilson"]

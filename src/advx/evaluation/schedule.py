@@ -22,9 +22,8 @@ from torch import Tensor
 
 from advx.evaluation import checks as C
 from advx.evaluation.codes import MISCLASSIFIED, ROBUST, threat_key
-from advx.evaluation.cost import Budget, BudgetExhausted, PassCounter
 from advx.evaluation.presets import AttackSpec
-from advx.model import ModelFn, attack_mode
+from advx.model import Budget, BudgetExhausted, ModelFn, PassCounter, attack_mode
 from advx.threat import Threat
 
 __all__ = ["ROBUST", "MISCLASSIFIED", "BatchEvaluator", "derive_seed", "seeded", "threat_key", "dlr_notes"]
@@ -51,7 +50,7 @@ def seeded(device: torch.device, *parts: Any) -> Iterator[torch.Generator]:
 class BatchEvaluator:
     """Evaluates one batch into a record (tensors + JSON evidence).
 
-    Every model call goes through a :class:`~advx.evaluation.cost.PassCounter`: the record's ``passes``
+    Every model call goes through a :class:`~advx.model.PassCounter`: the record's ``passes``
     (K, A + 1) are the passes each attack spent at each threat, counted at the model (the last column:
     what the checks' probing attacks broke points with, i.e. the convergence probe), and
     ``meta["passes"]`` the batch's total by phase. ``budget`` (model passes, shared by the batches this

@@ -1,10 +1,14 @@
-"""Counting what an evaluation costs: model passes, counted at the model.
+"""Counting passes at the model: the counter every measured cost is read from.
 
 :class:`PassCounter` wraps a model and counts every sample that goes through it
 forwards and every sample a gradient flows back through (one per backward call
 through the output, so a C-class Jacobian of one sample counts C). It counts at
 the model, not from the attacks' own bookkeeping, so any two evaluations
-(advx's presets, another library's AutoAttack) are compared by the same rule.
+(advx's presets, another library's AutoAttack) are compared by the same rule,
+and the attack contract checks each attack's declared ``result.queries``
+against it. (That bookkeeping is :class:`advx.model.QueryCounter`: a per-sample
+ledger an attack writes through its context; this counter measures what the
+model was actually asked.)
 
 :class:`Budget` is the hard limit behind ``evaluate(..., budget=PASSES)``: a
 running total of the passes the ensemble has spent; once it is reached no
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PassCounter", "Budget", "BudgetExhausted", "count_passes"]
+__all__ = ["PassCounter", "Budget", "BudgetExhausted"]
 
 
 class BudgetExhausted(RuntimeError):
@@ -123,8 +127,3 @@ class Budget:
             yield
         finally:
             self.exempt -= 1
-
-
-def count_passes(model) -> PassCounter:
-    """Wrap ``model`` (in its current mode) in a :class:`PassCounter`."""
-    return PassCounter(model)
