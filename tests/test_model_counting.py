@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from advx.attacks import PGD
-from advx.model import Budget, BudgetExhausted, PassCounter, attack_mode, input_gradient
+from advx.model import (
+    Budget,
+    BudgetExhausted,
+    PassCounter,
+    QueryBudgetExceeded,
+    ScoresOnly,
+    attack_mode,
+    input_gradient,
+)
 from advx.threat import Linf
 
 
@@ -85,6 +93,20 @@ def test_a_shared_budget_caps_two_counters_together():
     with torch.no_grad():
         a(x)
         b(x)  # 8 of 10 spent, by both
-        with pytest.raises(BudgetExhausted, match="budget of 10 model passes reached .8 spent"):
+        with pytest.raises(BudgetExhausted, match="budget exceeded: 8 of 10 model passes used, this call asks for 4 more"):
             a(x)
     assert (a.forwards, b.forwards, budget.spent, budget.left()) == (4, 4, 8, 2) and budget.exhausted
+
+
+def test_a_black_box_view_bills_queries_by_the_same_rule_before_the_model_runs():
+    counter = PassCounter(_sure_linear())
+    view = ScoresOnly(counter, budget=10)
+    x = torch.rand(4, 4)
+    view(x)
+    view(x)
+    assert view.queries == counter.forwards == 8 and view.remaining == 2
+    with pytest.raises(QueryBudgetExceeded, match="8 of 10 inputs used, this call asks for 4 more; raise budget="):
+        view(x)
+    assert counter.forwards == 8 and view.bill.hit  # refused before the model saw it
+    view.reset()
+    assert view.remaining == 10 and not view.bill.exhausted

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from advx.model.counting import Budget
 from advx.model.scores import InvalidScores, check_scores
 
 __all__ = ["QueryBudgetExceeded", "InvalidScores", "ScoresOnly", "LabelOnly"]
@@ -78,28 +79,35 @@ class _BlackBox(nn.Module):
         else:
             self.__dict__["model"] = model  # a plain callable, not a submodule
         self.numpy = array == "numpy" or (array == "auto" and not isinstance(model, nn.Module))
-        self.budget = None if budget is None else int(budget)
-        self.queries = 0
+        #: the queries spent so far against the budget (counted by the evaluation's rule, advx.model.Budget)
+        self.bill = Budget(None if budget is None else int(budget), unit="inputs", error=QueryBudgetExceeded,
+                           fix="; raise budget= or lower the attack's queries=")
         self.classes: int | None = None  #: the class count of the scores seen so far (fixed by the first call)
         self.training = bool(getattr(model, "training", False))  # an API is in eval mode; a module says itself
 
     @property
+    def budget(self) -> int | None:
+        """Total inputs the model may evaluate (None: unlimited)."""
+        return self.bill.limit
+
+    @property
+    def queries(self) -> int:
+        """Inputs evaluated so far."""
+        return self.bill.spent
+
+    @property
     def remaining(self) -> int | None:
         """Queries left before the budget is spent (None: no budget)."""
-        return None if self.budget is None else self.budget - self.queries
+        return self.bill.left()
 
     def reset(self) -> None:
         """Forget the queries spent so far."""
-        self.queries = 0
+        self.bill.spent, self.bill.hit = 0, False
 
     def _raw(self, x: Tensor) -> Tensor:
         n = x.shape[0]
-        if self.budget is not None and self.queries + n > self.budget:
-            raise QueryBudgetExceeded(
-                f"query budget exceeded: {self.queries} of {self.budget} inputs used, this call asks for {n} more; "
-                f"raise budget= or lower the attack's queries="
-            )
-        self.queries += n
+        self.bill.reserve(n)
+        self.bill.charge(n)
         with torch.no_grad():
             out = self.model(x.detach().cpu().numpy()) if self.numpy else self.model(x.detach())
         out = check_scores(out, n, self.classes, labels=self.labels, expected=self._expected())

@@ -97,13 +97,18 @@ class Budget:
     """A hard cap on model passes (forward + backward samples); ``limit`` None: no cap.
 
     ``exempt`` (a counter of open :meth:`free` blocks) lets the clean forward of a batch through: it is
-    counted but never refused (it decides which points there are to attack).
+    counted but never refused (it decides which points there are to attack). ``unit``, ``error`` and ``fix``
+    say what is counted and what :meth:`reserve` raises; the black-box views (:mod:`advx.model.blackbox`)
+    count their queries by the same rule.
     """
 
     limit: int | None
     spent: int = 0
     hit: bool = False  #: a call was refused
     exempt: int = 0
+    unit: str = "model passes"  #: what is counted (for the message)
+    error: type[Exception] = BudgetExhausted  #: what a refused call raises
+    fix: str = ""  #: appended to the message: how to get more
 
     @property
     def exhausted(self) -> bool:
@@ -115,7 +120,8 @@ class Budget:
     def reserve(self, passes: int) -> None:
         if self.limit is not None and not self.exempt and self.spent + passes > self.limit:
             self.hit = True
-            raise BudgetExhausted(f"budget of {self.limit:,} model passes reached ({self.spent:,} spent)")
+            raise self.error(f"budget exceeded: {self.spent:,} of {self.limit:,} {self.unit} used, this call asks "
+                             f"for {passes:,} more{self.fix}")
 
     def charge(self, passes: int) -> None:
         self.spent += int(passes)
