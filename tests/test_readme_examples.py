@@ -543,3 +543,39 @@ def test_the_two_commands_are_what_make_and_ci_run():
 
     pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "tests" in pytest_ini["testpaths"] and "-m" not in pytest_ini.get("addopts", "").split()
+
+
+# ------------------------------------------------------------------------------------------ --help
+
+def _commands(group, path=()):
+    import click
+
+    for name in group.list_commands(None):
+        cmd = group.get_command(None, name)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_every_command_has_help_with_an_example_that_parses():
+    """README: "Every command has `--help` with an example"; each example line parses with the command's options
+    (training commands' examples are only required to exist: their flags are another change's)."""
+    import click
+
+    from advx.cli import cli
+
+    seen = []
+    for path, cmd in _commands(cli):
+        prog = " ".join(("advx", *path))
+        text = cmd.get_help(click.Context(cmd, info_name=prog))
+        examples = [shlex.split(line, comments=True) for line in text.splitlines()
+                    if re.match(rf"\s+(torchrun .* -m )?{re.escape(prog)}( |$)", line)]
+        assert examples, f"`{prog} --help` shows no example"
+        seen.append(prog)
+        if path[-1] == "train":
+            continue
+        for argv in examples:
+            args = argv[argv.index("advx") + 1 + len(path):]
+            cmd.make_context(prog, args)  # a UsageError names the example that no longer parses
+    assert {"advx attack", "advx evaluate", "advx audio attack", "advx text attack"} <= set(seen)

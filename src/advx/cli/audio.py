@@ -444,7 +444,14 @@ def _data_config(spec: str, split: str, *tensors) -> dict:
 @run_options(out="runs/audio", n=100, batch_size=50, n_help="Clips to attack.")
 def attack(model_name, source, split, attack_name, threat_spec, target_text, mode, steps, psycho_steps, restarts,
            queries, eot, playback_draws, examples, run: RunOptions) -> None:
-    """Attack speech: print success rates, dB_x and SNR; write a run folder with WAVs and a report."""
+    """Attack speech: print success rates, dB_x and SNR; write a run folder with WAVs and a report.
+
+    \b
+    Example:
+      advx audio attack --model digits-kws --attack pgd --threat db:-30 -n 100 --out runs/audio
+      advx audio attack --model phrases-ctc --attack cw --target-text "open the door" -n 20 --out runs/ctc
+      advx audio attack --model sphinx --threat db:-40 -n 5 --out runs/sphinx
+    """
     threat = _threat(threat_spec)
     options = {"threat_db": threat.db, "attack": attack_name, "steps": steps, "eot": eot,
                "playback_draws": playback_draws, "examples": examples}
@@ -547,7 +554,13 @@ def _kws_attack(name: str, threat, steps, restarts: int, queries: int, seed: int
 @run_options(out="runs/audio-universal", n=100, batch_size=32, n_help="Held-out test clips (voices never heard "
              "in training) to judge the perturbation on.")
 def universal(model_name, threat_spec, target_text, target_word, train_n, steps, examples, run: RunOptions) -> None:
-    """Learn ONE perturbation on training clips; report its success on held-out clips and voices."""
+    """Learn ONE perturbation on training clips; report its success on held-out clips and voices.
+
+    \b
+    Example:
+      advx audio universal --model phrases-ctc --target-text "open the door" --threat db:-30 --out runs/uni
+      advx audio universal --model digits-kws --target seven --threat db:-30 --out runs/uni-kws
+    """
     from advx.audio.models import MODELS, load_model  # noqa: PLC0415
     from advx.audio.universal import ctc_objective, kws_objective  # noqa: PLC0415
 
