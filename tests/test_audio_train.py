@@ -12,7 +12,7 @@ from torch import nn
 
 from advx.audio.models import KeywordSpotter
 from advx.cli import main
-from advx.cli.train import _BestEpoch
+from advx.cli.train_speech import BestEpoch
 from advx.defenses.loop import EpochStats, TrainConfig, read_checkpoint
 
 #: 64 training clips in 4 batches of 16, a 2-channel keyword spotter: about a second an epoch
@@ -117,7 +117,7 @@ def _stats(epoch: int, score: float | None) -> EpochStats:
 def test_best_epoch_restores_the_weights_of_the_best_val_score_ties_to_the_later(tmp_path):
     model = nn.Linear(2, 1)
     out = tmp_path / "m.safetensors"
-    best = _BestEpoch(model, out, resume=False)
+    best = BestEpoch(model, out, resume=False)
     history = []
     for epoch, score in enumerate([0.5, 0.9, 0.7, 0.9, 0.8], start=1):
         with torch.no_grad():
@@ -128,11 +128,11 @@ def test_best_epoch_restores_the_weights_of_the_best_val_score_ties_to_the_later
     # a run resumed after epoch 4: the best weights come from OUT.best.safetensors, not from memory
     with torch.no_grad():
         model.weight.fill_(5)
-    again = _BestEpoch(model, out, resume=True)
+    again = BestEpoch(model, out, resume=True)
     again.update(_stats(5, 0.8))  # worse than the file's 0.9: not kept
     assert again.restore(history) == 4 and float(model.weight.detach()[0, 0]) == 4.0
-    assert _BestEpoch(nn.Linear(2, 1), tmp_path / "n.safetensors", resume=False).restore([_stats(1, None)]) is None
-    fresh = _BestEpoch(model, out, resume=False)  # a fresh run forgets an old run's best
+    assert BestEpoch(nn.Linear(2, 1), tmp_path / "n.safetensors", resume=False).restore([_stats(1, None)]) is None
+    fresh = BestEpoch(model, out, resume=False)  # a fresh run forgets an old run's best
     assert not out.with_suffix(".best.safetensors").exists() and fresh.saved is None
 
 
