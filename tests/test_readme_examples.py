@@ -579,3 +579,33 @@ def test_every_command_has_help_with_an_example_that_parses():
             args = argv[argv.index("advx") + 1 + len(path):]
             cmd.make_context(prog, args)  # a UsageError names the example that no longer parses
     assert {"advx attack", "advx evaluate", "advx audio attack", "advx text attack"} <= set(seen)
+
+
+def test_the_targeted_attack_sentence(advx_home, tmp_path, monkeypatch, capsys):
+    """README's "Targeted attacks" paragraph and its inline command: the success rate counts samples classified as
+    their target, least-likely is the clean model's lowest-scoring class; DeepFool is untargeted only (exit 2).
+    Shrunk: ``pgd,cw`` -> ``pgd`` (C&W's fixed ~1,400 passes per sample cost seconds) and ``-n 200`` -> ``-n 8``."""
+    from safetensors.torch import load_file
+
+    from advx.cli import main
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    inline = re.findall(r"`(advx attack [^`]*--target least-likely[^`]*)`", text)
+    assert len(inline) == 1, inline
+    argv = shlex.split(shrink(inline[0], (("pgd,cw", "pgd"), ("-n 200", "-n 8")), "README targeted command"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADVX_HOME", str(advx_home))
+    assert main(argv[1:]) == 0, capsys.readouterr().err[-1500:]
+    run, results = _find_run(tmp_path, argv)
+    assert results["targeting"]["mode"] == "least-likely"
+    t = load_file(str(run / "adversarial.safetensors"))
+    assert torch.equal(t["target"], t["clean_logits"].argmin(1))  # the clean model's lowest-scoring class
+    for r in results["runs"]:
+        reached = t[f"{r['id']}/logits"].argmax(1) == t["target"]
+        assert torch.equal(t[f"{r['id']}/success"], reached), r["id"]  # success = classified as the target
+        assert r["metrics"]["attack_success_rate"] == pytest.approx(float(reached[t["y"] == t["clean_logits"].argmax(1)]
+                                                                          .double().mean()))
+    assert "DeepFool is untargeted only" in text
+    deepfool = [*argv[1:argv.index("--attack") + 1], "deepfool", *argv[argv.index("--attack") + 2:]]
+    capsys.readouterr()
+    assert main(deepfool) == 2 and "'deepfool' (DeepFool) is untargeted only" in capsys.readouterr().err
