@@ -37,6 +37,14 @@ def test_a_recipe_learns_a_separable_task():
     assert history[-1].loss < history[0].loss
 
 
+def test_a_recipe_plans_its_schedule_over_its_span():
+    assert TextRecipe("CharCNN", schedule_span=2).schedule(8) == (16, 8)
+    assert TextRecipe("CharCNN").schedule(8) == (8, None)
+    assert TextRecipe("CharCNN", schedule_span=1.5).schedule(3) == (4, 3)  # round(4.5) = 4
+    with pytest.raises(ValueError, match="schedule_span"):
+        TextRecipe("CharCNN", schedule_span=0.5)
+
+
 def test_a_recipe_refuses_what_it_cannot_build():
     with pytest.raises(ValueError, match="architecture"):
         TextRecipe("LSTM")
@@ -113,7 +121,8 @@ def test_cli_text_train_runs_a_recipe_through_the_loop_and_guards_its_files(tmp_
             "--no-progress", "--out", str(out)]
     assert main(args) == 0
     meta = json.loads(out.read_text())
-    assert meta["train_size"] == 64 and meta["recipe"]["training"]["epochs"] == 1 and 0 <= meta["test_accuracy"] <= 1
+    assert meta["train_size"] == 64 and meta["epochs"] == len(meta["history"]) == 1 and 0 <= meta["test_accuracy"] <= 1
+    assert meta["recipe"]["training"]["epochs"] == 2  # the CNN recipes plan their schedule for twice the epochs
     assert meta["recipe"]["training"]["optimizer"] == "adamw" and meta["command"].startswith("advx text train")
     _, ckpt = read_checkpoint(tmp_path / "tw.ckpt.safetensors")
     assert json.loads(ckpt["fingerprint"])["recipe"]["architecture"] == "WordCNN"

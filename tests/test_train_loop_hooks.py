@@ -135,3 +135,22 @@ def test_data_state_is_checkpointed_and_restored_on_resume(tmp_path):
     assert resumed_data.size == 32  # epoch index 3 does not grow: its size came from the checkpoint
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_stop_after_ends_on_the_full_schedule_and_a_resume_without_it_finishes(tmp_path):
+    config = TrainConfig(epochs=4, batch_size=8, lr=1e-2, seed=6)  # cosine over 4 epochs
+    straight = _net()
+    full = train(straight, _data(), config)
+    ckpt = tmp_path / "s.ckpt.safetensors"
+    early = train(_net(), _data(), config, checkpoint=ckpt, stop_after=2)
+    assert [h.epoch for h in early] == [1, 2]
+    assert [h.lr for h in early] == [h.lr for h in full[:2]]  # the 4-epoch schedule's rates, not a 2-epoch one's
+    assert early[-1].lr > config.lr_at(4 * 5 - 1, 4 * 5)  # far from annealed
+    assert train(_net(), _data(), config, checkpoint=ckpt, resume=True, stop_after=2)[-1].epoch == 2  # nothing left
+    resumed = _net(seed=3)
+    train(resumed, _data(), config, checkpoint=ckpt, resume=True)
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name
+    for bad in (0, 5, 2.0, True):
+        with pytest.raises(ValueError, match="stop_after"):
+            train(_net(), _data(), config, stop_after=bad)

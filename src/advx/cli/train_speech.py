@@ -114,9 +114,9 @@ def _load_init(model, path: Path, sizes: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _stop_after(checkpoint: Path, stop_after: int | None, resume: bool, on_epoch):
-    """``on_epoch`` that also ends the run after ``stop_after`` epochs (the loop stops when it returns True);
-    refuses a --resume whose checkpoint is already at or beyond that epoch."""
+def _check_stop_after(checkpoint: Path, stop_after: int | None, resume: bool) -> int | None:
+    """``stop_after`` for the loop (which ends the run after that epoch); refuses a --resume whose
+    checkpoint is already at or beyond it."""
     if stop_after is not None and resume and checkpoint.exists():
         from advx.defenses.loop import read_checkpoint
 
@@ -125,12 +125,7 @@ def _stop_after(checkpoint: Path, stop_after: int | None, resume: bool, on_epoch
             raise click.BadParameter(f"the checkpoint {checkpoint} is after epoch {done}, at or beyond --stop-after "
                                      f"{stop_after}: resume without --stop-after (or with a later one) to go on",
                                      param_hint="--stop-after")
-
-    def wrapped(stats) -> bool:
-        on_epoch(stats)
-        return stop_after is not None and stats.epoch >= stop_after
-
-    return wrapped
+    return stop_after
 
 
 class BestEpoch:
@@ -236,7 +231,7 @@ def run_kws(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smooth
                                                                               val.labels.to(device)),
                     checkpoint=checkpoint, resume=resume, overwrite=overwrite, progress=progress,
                     fingerprint={"init": init_sha} if init_sha else None,
-                    on_epoch=_stop_after(checkpoint, speech.stop_after, resume, on_epoch))
+                    on_epoch=on_epoch, stop_after=_check_stop_after(checkpoint, speech.stop_after, resume))
     seconds = time.perf_counter() - t0
     selected = best.restore(history)
     model.eval()
@@ -322,7 +317,7 @@ def run_ctc(epochs, seed, out, batch_size, lr, optimizer, schedule, weight_decay
     history = train(model, data, config, objective=ctc_step, augment=augment,
                     eval_fn=one_minus_wer if val is not None else None, checkpoint=checkpoint, resume=resume,
                     overwrite=overwrite, progress=progress, fingerprint={"init": init_sha} if init_sha else None,
-                    on_epoch=_stop_after(checkpoint, speech.stop_after, resume, on_epoch))
+                    on_epoch=on_epoch, stop_after=_check_stop_after(checkpoint, speech.stop_after, resume))
     seconds = time.perf_counter() - t0
     selected = best.restore(history)
     model.eval()

@@ -64,7 +64,10 @@ def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | Non
     train_set = load_text_dataset(dataset, "train").subset(n_train)
     test = load_text_dataset(dataset, "test")
     try:
-        config = TrainConfig(**{**recipe.training, **(overrides or {}), "seed": seed})
+        settings = {**recipe.training, **(overrides or {}), "seed": seed}
+        epochs = settings.get("epochs", TrainConfig.epochs)
+        settings["epochs"], stop_after = recipe.schedule(epochs)
+        config = TrainConfig(**settings)
     except (TypeError, ValueError) as e:
         raise click.UsageError(f"training settings: {e}") from None
     echo(f"data: {dataset} ({len(train_set)} train, {len(test)} test texts, {len(train_set.label_names)} classes)")
@@ -85,11 +88,12 @@ def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | Non
                     checkpoint=checkpoint, resume=resume, overwrite=overwrite, progress=progress,
                     fingerprint={"recipe": recipe.to_json(),
                                  "augmentation": augmentation.fingerprint() if augmentation else None},
-                    on_epoch=on_epoch, on_epoch_start=augmentation, param_groups=prep.param_groups)
+                    on_epoch=on_epoch, on_epoch_start=augmentation, param_groups=prep.param_groups,
+                    stop_after=stop_after)
     seconds = time.perf_counter() - t0
     rounds = augmentation.rounds if augmentation else []
     meta = {"name": name or stem.name, "dataset": dataset, "test_size": len(test), "train_size": len(train_set),
-            "epochs": config.epochs, "train_seconds": round(seconds, 1),
+            "epochs": epochs, "train_seconds": round(seconds, 1),
             "adversarial_examples_added": sum(r["added"] for r in rounds), "adversarial_rounds": rounds,
             "recipe": {**recipe.to_json(), "training": dataclasses.asdict(config)},
             "history": [{"epoch": h.epoch, "loss": round(h.loss, 4), "train_accuracy": round(h.train_accuracy, 4),

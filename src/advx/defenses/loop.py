@@ -461,7 +461,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
           fingerprint: dict | None = None, progress: bool = False,
           on_epoch: Callable[[EpochStats], None] | None = None,
           on_epoch_start: Callable[[int, nn.Module], None] | None = None,
-          param_groups: list[dict] | None = None) -> list[EpochStats]:
+          param_groups: list[dict] | None = None, stop_after: int | None = None) -> list[EpochStats]:
     """Train ``model`` in place on ``data``; returns one :class:`EpochStats` per epoch (resumed ones included).
 
     ``data``: an (x, y) pair, a LabeledData or any :class:`Batches`. ``objective``
@@ -479,7 +479,10 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
     included) is drawn; ``data`` may grow or shrink there. ``param_groups``: a list of
     ``{"params": [...], "lr_scale": s}`` (optionally ``"weight_decay"``): each group
     trains at ``s`` times the scheduled rate (default: every trainable parameter at 1).
-    The model is left in eval mode.
+    ``stop_after``: end after this many epochs of the ``config.epochs``-long schedule (the
+    schedule is not shortened: its learning rate ends where that epoch leaves it); a run
+    resumed with it stops there too, one resumed without it finishes the schedule. It is
+    not part of the checkpoint's fingerprint. The model is left in eval mode.
 
     Inside a ``torch.distributed`` process group (e.g. started by ``torchrun``),
     the model is wrapped in ``DistributedDataParallel``: every rank draws the
@@ -488,6 +491,9 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
     only rank 0 writes the checkpoint.
     """
     config = config or TrainConfig()
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int)
+                                   or not 1 <= stop_after <= config.epochs):
+        raise ValueError(f"stop_after must be an int in [1, epochs={config.epochs}] or None, got {stop_after!r}")
     batches = _as_batches(data)
     n = len(batches)
     if n == 0:
@@ -543,7 +549,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
     # accuracy on the batches as trained: on adversarial examples for adversarial objectives
     acc_label = "adv acc" if getattr(objective, "adversarial", False) else "acc"
     try:
-        for epoch in range(start, config.epochs):
+        for epoch in range(start, config.epochs if stop_after is None else stop_after):
             t0 = time.perf_counter()
             if on_epoch_start is not None:
                 on_epoch_start(epoch, model)

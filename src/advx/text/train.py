@@ -53,6 +53,9 @@ class TextRecipe:
     vocab_size: int = 8000  #: WordCNN vocabulary (most frequent training words)
     trained_layers: int = 1  #: MiniLM: top encoder layers fine-tuned (the rest stay frozen, their output cached)
     head_lr_scale: float = 10.0  #: MiniLM: the head's learning rate over the encoder's
+    #: the learning-rate schedule is planned for schedule_span x the epochs trained; training stops after the
+    #: epochs (2: the rate ends where the middle of a twice-as-long schedule leaves it)
+    schedule_span: float = 1.0
     #: keyword arguments of advx.defenses.loop.TrainConfig (epochs, lr, batch_size, optimizer, schedule, ...)
     training: dict = field(default_factory=dict)
 
@@ -63,11 +66,19 @@ class TextRecipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "trained_layers" else 1):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        span = self.schedule_span
+        if isinstance(span, bool) or not isinstance(span, (int, float)) or not 1 <= span <= 100:
+            raise ValueError(f"schedule_span must be a number in [1, 100], got {span!r}")
         if not isinstance(self.training, dict):
             raise TypeError(f"training must be a dict of TrainConfig arguments, got {type(self.training).__name__}")
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def schedule(self, epochs: int) -> tuple[int, int | None]:
+        """(the epochs the schedule is planned for, the loop's ``stop_after``) to train ``epochs`` epochs."""
+        planned = max(epochs, round(self.schedule_span * epochs))
+        return planned, (epochs if planned != epochs else None)
 
 
 class TextBatches:

@@ -44,7 +44,13 @@ class ZooSpec:
 
 
 def _cnn(epochs: int, lr: float = 2e-3) -> dict:
-    """The CNNs' loop settings: AdamW (weight decay 1e-4), one-cycle (10% warm-up), batches of 32."""
+    """The CNNs' loop settings: AdamW (weight decay 1e-4), one-cycle (10% warm-up), batches of 32.
+
+    With ``schedule_span=2`` below: the one-cycle schedule is planned for twice the epochs and training
+    stops halfway, the rate at 59% of its peak. The former text loop sized its schedule for a training set
+    doubled by adversarial augmentation, and the committed CNNs were trained so; a schedule annealed to 0
+    over the same epochs measured 1.5 points lower on tweets-wordcnn and bbc-wordcnn (85.9%, 94.6%).
+    """
     return {"epochs": epochs, "lr": lr, "batch_size": 32, "weight_decay": 1e-4, "optimizer": "adamw",
             "schedule": "onecycle", "lr_warmup": 0.1}
 
@@ -54,12 +60,14 @@ _MINILM = {"epochs": 4, "lr": 2e-4, "batch_size": 32, "weight_decay": 0.01, "opt
            "schedule": "linear", "lr_warmup": 0.1}
 
 ZOO: dict[str, ZooSpec] = {
-    "bbc-charcnn": ZooSpec("bbc", TextRecipe("CharCNN", max_len=512, training=_cnn(6))),
-    "bbc-wordcnn": ZooSpec("bbc", TextRecipe("WordCNN", max_len=400, vocab_size=8000, training=_cnn(10, lr=5e-3))),
-    "tweets-charcnn": ZooSpec("tweets", TextRecipe("CharCNN", max_len=160, training=_cnn(8))),
-    "tweets-wordcnn": ZooSpec("tweets", TextRecipe("WordCNN", max_len=64, vocab_size=5000, training=_cnn(8))),
-    "minilm-tweets": ZooSpec("tweets", TextRecipe("MiniLM", max_len=64, training=_MINILM)),
-    "minilm-bbc": ZooSpec("bbc", TextRecipe("MiniLM", max_len=128, training=_MINILM)),
+    "bbc-charcnn": ZooSpec("bbc", TextRecipe("CharCNN", max_len=512, schedule_span=2, training=_cnn(6))),
+    "bbc-wordcnn": ZooSpec("bbc", TextRecipe("WordCNN", max_len=400, vocab_size=8000, schedule_span=2,
+                                             training=_cnn(10, lr=5e-3))),
+    "tweets-charcnn": ZooSpec("tweets", TextRecipe("CharCNN", max_len=160, schedule_span=2, training=_cnn(8))),
+    "tweets-wordcnn": ZooSpec("tweets", TextRecipe("WordCNN", max_len=64, vocab_size=5000, schedule_span=2,
+                                                   training=_cnn(8))),
+    "minilm-tweets": ZooSpec("tweets", TextRecipe("MiniLM", max_len=64, training=dict(_MINILM))),
+    "minilm-bbc": ZooSpec("bbc", TextRecipe("MiniLM", max_len=128, training=dict(_MINILM))),
 }
 
 
