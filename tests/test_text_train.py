@@ -45,6 +45,22 @@ def test_a_recipe_plans_its_schedule_over_its_span():
         TextRecipe("CharCNN", schedule_span=0.5)
 
 
+def test_minilm_features_of_kept_texts_are_not_recomputed():
+    prep = prepare(TextRecipe("MiniLM", max_len=12), _toy(1), seed=0)
+    calls: list[int] = []
+    lower = prep.data._lower
+    prep.data._lower = lambda texts: calls.append(len(texts)) or lower(texts)
+    prep.data.set_extra(["good movie!", "bad film?"], [1, 0])
+    kept = prep.data.extra_features[0]
+    prep.data.set_extra(["good movie!", "bad film?", "good plot."], [1, 0, 1])
+    assert calls == [2, 1] and prep.data.extra_features[0] is kept
+    x, _ = prep.data.batch(torch.arange(len(prep.data) - 3, len(prep.data)))
+    prep.module.eval()
+    with torch.no_grad():
+        assert torch.allclose(prep.module(x), prep.classifier.logits(["good movie!", "bad film?", "good plot."]),
+                              atol=1e-5)
+
+
 def test_a_recipe_refuses_what_it_cannot_build():
     with pytest.raises(ValueError, match="architecture"):
         TextRecipe("LSTM")
@@ -52,11 +68,13 @@ def test_a_recipe_refuses_what_it_cannot_build():
         TextRecipe("CharCNN", max_len=0)
 
 
-def test_adversarial_augmentation_trains_on_this_rounds_successful_attacks():
+@pytest.mark.parametrize("keep", ["all", "round"])
+def test_adversarial_augmentation_trains_on_the_successful_attacks(keep):
     data = _toy()
     recipe = TextRecipe("CharCNN", max_len=16, training={"epochs": 3, "batch_size": 8, "lr": 1e-2})
     prep = prepare(recipe, data, seed=0)
-    aug = AdversarialAugmentation(prep.data, prep.classifier, DeepWordBug(query_budget=20), examples=10, seed=0)
+    aug = AdversarialAugmentation(prep.data, prep.classifier, DeepWordBug(query_budget=20), examples=10, seed=0,
+                                  keep=keep)
     sizes: list[int] = []
 
     def start(epoch, model):
@@ -66,7 +84,11 @@ def test_adversarial_augmentation_trains_on_this_rounds_successful_attacks():
     train(prep.module, prep.data, TrainConfig(**recipe.training), on_epoch_start=start)
     assert [r["epoch"] for r in aug.rounds] == [2, 3]  # the first epoch is clean
     assert sizes[0] == len(data)
-    assert sizes[1:] == [len(data) + r["added"] for r in aug.rounds]  # each round replaces the last one's texts
+    added = [r["added"] for r in aug.rounds]
+    if keep == "round":  # each round's texts replace the last round's (TextAttack's trainer)
+        assert sizes[1:] == [len(data) + a for a in added]
+    else:  # every round's texts stay
+        assert sizes[1:] == [len(data) + added[0], len(data) + added[0] + added[1]]
     assert sum(r["added"] for r in aug.rounds) > 0
     originals = dict(zip(data.texts, data.labels))
     for text, label in zip(prep.data.extra_texts, prep.data.extra_labels):

@@ -151,6 +151,9 @@ def attack(model_name: str, recipe: str, dataset: str | None, text_column: str, 
               help="Training texts attacked per augmentation round (one round before every epoch after the first).")
 @click.option("--adv-budget", type=click.IntRange(min=1), default=300, show_default=True,
               help="Query budget per attacked training text.")
+@click.option("--adv-keep", type=click.Choice(["all", "round"]), default="all", show_default=True,
+              help="all: every round's adversarial texts stay in the training set; round: each round's replace the "
+                   "last round's (TextAttack's trainer).")
 @click.option("--eval-n", type=click.IntRange(min=0), default=100, show_default=True,
               help="Test examples attacked to measure robustness before and after (0: skip).")
 @click.option("--eval-recipes", default=None,
@@ -162,7 +165,8 @@ def attack(model_name: str, recipe: str, dataset: str | None, text_column: str, 
              out_help="Model file to write: OUT.json + OUT.safetensors, and OUT.ckpt.safetensors after every "
                       "epoch (what --resume continues).", extra=())
 def train(model_name: str | None, arch: str | None, data_name: str | None, epochs: int | None, lr: float | None,
-          adversarial: str | None, adv_examples: int, adv_budget: int, eval_n: int, eval_recipes: str | None,
+          adversarial: str | None, adv_examples: int, adv_budget: int, adv_keep: str, eval_n: int,
+          eval_recipes: str | None,
           progress: bool, run: RunOptions) -> None:
     """Train a reference text model through the one training loop (optionally with adversarial
     augmentation) and report its robustness.
@@ -206,7 +210,7 @@ def train(model_name: str | None, arch: str | None, data_name: str | None, epoch
             before[r] = summarize(make_attack(r, query_budget=adv_budget, seed=run.seed)(ref, test.texts, test.labels))
     command = shlex.join(capture_argv())
     clf, meta = train_text(spec.recipe, spec.dataset, run.out, command=command, name=model_name, seed=run.seed,
-                           n_train=run.n, overrides=overrides, attack=attack, adv_examples=adv_examples,
+                           n_train=run.n, overrides=overrides, attack=attack, adv_examples=adv_examples, adv_keep=adv_keep,
                            resume=run.resume, overwrite=run.overwrite, device=run.device, progress=progress)
     click.echo(f"{model_name}: clean test accuracy {100 * meta['test_accuracy']:.1f}% "
                f"({meta['train_seconds']:.0f} s, {meta['adversarial_examples_added']} adversarial examples added)")

@@ -40,13 +40,13 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
 
 def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | None = None, seed: int = 0,
                n_train: int | None = None, overrides: dict | None = None, attack=None, adv_examples: int = 150,
-               eval_n: int = 0, resume: bool = False, overwrite: bool = False, device: str = "cpu",
+               adv_keep: str = "all", eval_n: int = 0, resume: bool = False, overwrite: bool = False, device: str = "cpu",
                progress: bool = True, echo: Callable[[str], None] = click.echo):
     """Train ``recipe`` (an :class:`advx.text.train.TextRecipe`) on the built-in corpus ``dataset``.
 
     ``overrides``: TrainConfig fields over the recipe's; ``attack``: a text attack for
     adversarial augmentation (one round before every epoch after the first, ``adv_examples``
-    training texts each); ``eval_n``: test texts scored after every epoch. Returns
+    training texts each; ``adv_keep``: "all" rounds' texts stay, or each "round" replaces the last); ``eval_n``: test texts scored after every epoch. Returns
     (the stored model as a classifier, its metadata); the test accuracy is that of the
     stored (float16) weights on the whole test split.
     """
@@ -74,7 +74,8 @@ def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | Non
     prep = prepare(recipe, train_set, seed=seed, device=device)
     augmentation = None
     if attack is not None:
-        augmentation = AdversarialAugmentation(prep.data, prep.classifier, attack, examples=adv_examples, seed=seed)
+        augmentation = AdversarialAugmentation(prep.data, prep.classifier, attack, examples=adv_examples, seed=seed,
+                                               keep=adv_keep)
     held = test.subset(eval_n) if eval_n else None
 
     def on_epoch(stats) -> None:

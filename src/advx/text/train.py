@@ -14,9 +14,10 @@ charcnn|wordcnn``) composes it with the pieces here:
 * :class:`AdversarialAugmentation` -- adversarial training for discrete inputs, the
   augmentation recipe used for text since Jia & Liang (2017) and in TextAttack's
   trainer (Morris et al. 2020, https://arxiv.org/abs/2005.05909): before each due epoch,
-  attack a random sample of the training texts with the current model and train on
-  the successful adversarial texts, with their true labels, beside the clean data
-  until the next round replaces them. It is the loop's ``on_epoch_start`` hook.
+  attack a random sample of the training texts with the current model and add the
+  successful adversarial texts, with their true labels, to the training data (kept
+  for the rest of training; ``keep="round"``: only until the next round replaces
+  them, as TextAttack's trainer does). It is the loop's ``on_epoch_start`` hook.
 """
 
 from __future__ import annotations
@@ -159,8 +160,11 @@ class FrozenFeatures(TextBatches):
         return [out[i] for i in range(len(texts))]
 
     def set_extra(self, texts: Sequence[str], labels: Sequence[int]) -> None:
+        known = dict(zip(self.extra_texts, self.extra_features))  # a text kept from the last round is not recomputed
         super().set_extra(texts, labels)
-        self.extra_features = self._lower(self.extra_texts)
+        new = list(dict.fromkeys(t for t in self.extra_texts if t not in known))
+        known.update(zip(new, self._lower(new)))
+        self.extra_features = [known[t] for t in self.extra_texts]
 
     def inputs(self, rows: list[int]) -> tuple[Tensor, Tensor]:
         base = len(self.texts)
@@ -238,16 +242,21 @@ class AdversarialAugmentation:
     Before epoch ``e`` (0-based) with ``e >= start`` and ``(e - start) % every == 0``,
     ``examples`` training texts drawn by a RNG seeded by ``(seed, e)`` are attacked with
     ``attack(classifier, texts, labels) -> results`` on the current model; the successful
-    ones replace ``data``'s extra examples. Between rounds the last round's stay.
+    ones join ``data``'s extra examples (``keep="all"``: every round's stay to the end;
+    ``keep="round"``: they replace the last round's). The extra examples are the data's
+    checkpointed state, so a resumed run trains on the same texts either way.
     """
 
     def __init__(self, data: TextBatches, classifier, attack: Callable, examples: int = 200, every: int = 1,
-                 start: int = 1, seed: int = 0):
+                 start: int = 1, seed: int = 0, keep: str = "all"):
+        if keep not in ("all", "round"):
+            raise ValueError(f"keep must be 'all' (every round's texts stay) or 'round' (each round replaces the "
+                             f"last), got {keep!r}")
         for name, value, low in (("examples", examples, 1), ("every", every, 1), ("start", start, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         self.data, self.classifier, self.attack = data, classifier, attack
-        self.examples, self.every, self.start, self.seed = examples, every, start, seed
+        self.examples, self.every, self.start, self.seed, self.keep = examples, every, start, seed, keep
         self.rounds: list[dict] = []  #: {"epoch", "attacked", "added"} per round run in this process
 
     def due(self, epoch: int) -> bool:
@@ -268,7 +277,10 @@ class AdversarialAugmentation:
         finally:
             attacked.train(was_training)
         added = [(r.perturbed, r.label) for r in results if r.status == "succeeded"]
-        self.data.set_extra([t for t, _ in added], [y for _, y in added])
+        texts, labels = [t for t, _ in added], [y for _, y in added]
+        if self.keep == "all":
+            texts, labels = self.data.extra_texts + texts, self.data.extra_labels + labels
+        self.data.set_extra(texts, labels)
         self.rounds.append({"epoch": epoch + 1, "attacked": len(idx), "added": len(added)})
         log.info("adversarial augmentation before epoch %d: %d of %d attacked training texts added", epoch + 1,
                  len(added), len(idx))
@@ -276,7 +288,7 @@ class AdversarialAugmentation:
     def fingerprint(self) -> dict:
         """What a checkpoint of a run with this augmentation is bound to."""
         return {"attack": repr(self.attack), "examples": self.examples, "every": self.every, "start": self.start,
-                "seed": self.seed}
+                "seed": self.seed, "keep": self.keep}
 
 
 def accuracy(clf, data: TextDataset, batch_size: int = 256) -> float:
