@@ -57,6 +57,34 @@ def _rate(flags: Tensor, keep: Tensor) -> float:
     return float((flags & keep).sum()) / max(1, int(keep.sum()))
 
 
+def _mean(values: Tensor, where: Tensor, how: str = "mean") -> float:
+    """The mean (or median) of ``values`` over the clips ``where`` is true; NaN over none."""
+    return float(getattr(values[where].double(), how)()) if bool(where.any()) else math.nan
+
+
+def _concat(records) -> dict[str, Tensor]:
+    """Each tensor of the batch records, concatenated over the batches in order."""
+    order = sorted(records)
+    return {k: torch.cat([records[b][0][k] for b in order]) for k in records[order[0]][0]}
+
+
+def _shown(keep: Tensor, examples: int) -> list[int]:
+    """The first ``examples`` attacked clips: those the report shows."""
+    return [int(i) for i in keep.nonzero().squeeze(1)[:examples]]
+
+
+def _mode_row(mode: str, ok: Tensor, keep: Tensor, x_adv: Tensor, x: Tensor, ok16: Tensor, playback: Tensor | None,
+              **extra: float) -> dict[str, Any]:
+    """One mode's row of results.json: success and loudness over the attacked clips (``keep``), success as a
+    16-bit WAV (``ok16``), the job's ``extra`` figures, and, with ``playback`` (per clip: the fraction of random
+    playbacks it survived), the mean survival of the successes."""
+    row = {"mode": mode, **_stats(ok, keep, x_adv, x), "success_16bit_wav": _rate(ok16, keep), **extra}
+    if playback is not None:
+        won = ok & keep
+        row["success_after_playback"] = float(playback[won].mean()) if bool(won.any()) else 0.0
+    return row
+
+
 def _wavs(x: Tensor, advs: dict[str, Tensor], names: list[str], heard: dict[str, list[str]], sr: int,
           lengths: list[int] | None = None) -> dict[str, bytes]:
     from advx.audio.wav import wav_bytes  # noqa: PLC0415
@@ -135,23 +163,18 @@ class KwsAttackJob:
         from advx.jobs.runner import JobOutput  # noqa: PLC0415
         from advx.threat import db_x  # noqa: PLC0415
 
-        cat = {k: torch.cat([records[b][0][k] for b in sorted(records)]) for k in records[min(records)][0]}
+        cat = _concat(records)
         x, y, t = self.data.waves, self.data.labels, self.targets
         keep = cat["pred/clean"] == y
         rows, advs, heard = [], {}, {}
         for m in self.modes:
             tgt = t if m == "targeted" else None
             hit = (lambda p, tgt=tgt: p == tgt if tgt is not None else p != y)  # noqa: E731
-            ok = hit(cat[f"pred/{m}"])
-            row = {"mode": m, **_stats(ok, keep, cat[f"x_adv/{m}"], x), "success_16bit_wav": _rate(hit(cat[f"pred16/{m}"]), keep),
-                   "mean_queries": float(cat[f"queries/{m}"][keep].double().mean()) if bool(keep.any()) else math.nan}
-            if self.draws:
-                won = ok & keep
-                row["success_after_playback"] = float(cat[f"playback/{m}"][won].mean()) if bool(won.any()) else 0.0
-            rows.append(row)
+            rows.append(_mode_row(m, hit(cat[f"pred/{m}"]), keep, cat[f"x_adv/{m}"], x, hit(cat[f"pred16/{m}"]),
+                                  cat.get(f"playback/{m}"), mean_queries=_mean(cat[f"queries/{m}"], keep)))
             advs[m] = cat[f"x_adv/{m}"]
             heard[m] = [DIGITS[int(p)] for p in cat[f"pred/{m}"]]
-        shown = [int(i) for i in keep.nonzero().squeeze(1)[: self.examples]]
+        shown = _shown(keep, self.examples)
         examples = []
         for i in shown:
             for m in self.modes:
@@ -213,7 +236,7 @@ class CtcAttackJob:
         from advx.threat import db_x  # noqa: PLC0415
 
         order = sorted(records)
-        cat = {k: torch.cat([records[b][0][k] for b in order]) for k in records[order[0]][0]}
+        cat = _concat(records)
         meta = {k: sum((records[b][1][k] for b in order), []) for k in records[order[0]][1]}
         x, refs = self.data.waves, self.data.texts
         target = " ".join(self.target.lower().split())
@@ -221,17 +244,11 @@ class CtcAttackJob:
         rows, advs = [], {}
         for m in self.modes:
             ok = cat[f"success/{m}"]
-            row = {"mode": m, **_stats(ok, keep, cat[f"x_adv/{m}"], x),
-                   "success_16bit_wav": _rate(cat[f"success16/{m}"], keep),
-                   "median_above_threshold": float(cat[f"above/{m}"][ok & keep].median()) if bool((ok & keep).any())
-                   else math.nan,
-                   "mean_gradients": float(cat[f"gradients/{m}"][keep].double().mean()) if bool(keep.any()) else math.nan}
-            if self.draws:
-                won = ok & keep
-                row["success_after_playback"] = float(cat[f"playback/{m}"][won].mean()) if bool(won.any()) else 0.0
-            rows.append(row)
+            rows.append(_mode_row(m, ok, keep, cat[f"x_adv/{m}"], x, cat[f"success16/{m}"], cat.get(f"playback/{m}"),
+                                  median_above_threshold=_mean(cat[f"above/{m}"], ok & keep, "median"),
+                                  mean_gradients=_mean(cat[f"gradients/{m}"], keep)))
             advs[m] = cat[f"x_adv/{m}"]
-        shown = [int(i) for i in keep.nonzero().squeeze(1)[: self.examples]]
+        shown = _shown(keep, self.examples)
         examples = [{"index": i, "mode": m, "label_name": refs[i], "pred_name": meta[f"heard/{m}"][i],
                      "target_name": target, "success": bool(cat[f"success/{m}"][i]),
                      "db_x": float(db_x(advs[m][i:i + 1], x[i:i + 1])), "speaker": self.data.speakers[i],
@@ -352,7 +369,7 @@ class UniversalJob:
         row = {"mode": mode, **_stats(ok, keep, adv, x), "success_on_training_clips": _rate(t["ok_train"],
                                                                                           t["keep_train"]),
                "delta_dbfs": dbfs}
-        shown = [int(i) for i in keep.nonzero().squeeze(1)[: self.examples]]
+        shown = _shown(keep, self.examples)
         target = self.config.options.get("target")
         examples = [{"index": i, "mode": mode, "label_name": self.names[i], "pred_name": meta["heard"][i],
                      "target_name": target, "success": bool(ok[i]), "db_x": float(db_x(adv[i:i + 1], x[i:i + 1])),
