@@ -4,13 +4,16 @@ pocketsphinx-testdata (cards/001.wav, 1.1 s, "ten of clubs"). About 15 decodes i
 from __future__ import annotations
 
 import builtins
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from advx.audio import Decibels, SphinxASR, TranscriptionAttack, db_x, read_wav, sphinx_clips, wer, write_wav
+from advx.audio import asr as asr_module
 from advx.audio.asr import word_errors
 from advx.model import QueryBudgetExceeded
 
@@ -112,3 +115,53 @@ def test_wer_known_answers():
     assert wer("for queen of clubs", "four queen of clubs") == pytest.approx(1 / 4)
     assert wer("", "five five") == 1.0
     assert wer("a b c d", "five five") == 2.0  # insertions count: WER can pass 1
+
+
+class _StubDecoder:
+    """``pocketsphinx.Decoder``'s interface, instant: hears each utterance as "n <samples>" and counts its decodes."""
+
+    def __init__(self, **config):
+        self.decoded, self.pcm = 0, None
+
+    def start_utt(self):
+        pass
+
+    def process_raw(self, data, no_search, full_utt):
+        self.pcm = np.frombuffer(data, np.int16)
+
+    def end_utt(self):
+        self.decoded += 1
+
+    def hyp(self):
+        return SimpleNamespace(hypstr=f"n {len(self.pcm)}", prob=0.5)
+
+
+def test_budget_refuses_the_call_that_would_pass_it_before_decoding(monkeypatch):
+    monkeypatch.setattr(asr_module, "_decoder_class", lambda: _StubDecoder)
+    asr = SphinxASR(budget=5)
+    assert asr(torch.zeros(2, 160)) == ["n 160", "n 160"]
+    assert asr.queries == asr.decoder.decoded == 2 and asr.remaining == 3
+    with pytest.raises(QueryBudgetExceeded, match=r"budget exceeded: 2 of 5 utterances used, this call asks for 4 "
+                       r"more; raise budget= or lower the attack's max_queries="):
+        asr(torch.zeros(4, 160))
+    assert asr.queries == asr.decoder.decoded == 2 and asr.remaining == 3  # refused: nothing decoded, nothing billed
+    assert asr.with_confidence(torch.zeros(3, 80)) == [("n 80", 0.5)] * 3  # exactly what the budget leaves
+    assert asr.queries == asr.decoder.decoded == 5 and asr.remaining == 0
+    with pytest.raises(QueryBudgetExceeded, match="5 of 5"):
+        asr(torch.zeros(80))
+    asr.reset()
+    assert (asr.queries, asr.remaining, asr(torch.zeros(80)), asr.decoder.decoded) == (0, 5, "n 80", 6)
+    assert SphinxASR().remaining is None
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="budget must be a whole number"):
+            SphinxASR(budget=bad)
+
+
+def test_attack_queries_are_the_utterances_decoded(monkeypatch):
+    monkeypatch.setattr(asr_module, "_decoder_class", lambda: _StubDecoder)
+    asr = SphinxASR(budget=10)
+    asr(torch.zeros(80))  # spent before the attack: not the attack's
+    res = TranscriptionAttack(Decibels(-30), max_queries=6, population=2, seed=0)(asr, torch.full((400,), 0.1))
+    assert not res.success  # the stub hears only the length, which the attack cannot change
+    assert res.queries == asr.decoder.decoded - 1 == asr.queries - 1 == 6
+    assert asr.remaining == 3

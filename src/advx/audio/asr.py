@@ -3,10 +3,10 @@
 :class:`SphinxASR` wraps the ``pocketsphinx`` decoder of PyPI ``pocketsphinx``
 (CMU Sphinx: its US-English acoustic model, language model and dictionary ship
 with the package) as an API would expose it: a 16 kHz mono waveform goes in, a
-transcription string comes out, nothing else. Like :mod:`advx.model.blackbox` it counts
-the utterances it decodes (``queries``) and raises
-:class:`~advx.model.QueryBudgetExceeded` *before* decoding a call that would
-pass ``budget``.
+transcription string comes out, nothing else. Like the views of :mod:`advx.model.blackbox`
+it is :class:`~advx.model.blackbox.Budgeted`: the utterances it decodes (``queries``) are
+billed to an :class:`advx.model.Budget` (the one hard-cap rule), and a call that would pass
+``budget`` raises :class:`~advx.model.QueryBudgetExceeded` *before* anything is decoded.
 
 The decoder reads 16-bit PCM: a float waveform in [-1, 1] is rounded to the
 16-bit grid (``round(v * 32768)``, as :func:`advx.audio.write_wav` does), so
@@ -30,7 +30,7 @@ from torch import Tensor
 
 from advx.audio.wav import read_wav
 from advx.data.base import DataNotFoundError
-from advx.model import QueryBudgetExceeded
+from advx.model.blackbox import Budgeted
 
 __all__ = ["SphinxASR", "SphinxClip", "sphinx_clips", "word_errors", "wer", "TESTDATA"]
 
@@ -49,7 +49,7 @@ def _decoder_class():
     return Decoder
 
 
-class SphinxASR:
+class SphinxASR(Budgeted):
     """PocketSphinx speech recognition as a black box: waveform in, transcription out.
 
     Args:
@@ -64,8 +64,7 @@ class SphinxASR:
     """
 
     def __init__(self, budget: int | None = None, sample_rate: int = SAMPLE_RATE, **config: Any):
-        if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget < 0):
-            raise ValueError(f"budget must be a whole number of queries >= 0 or None, got {budget!r}")
+        self._open_bill(budget, unit="utterances", fix="; raise budget= or lower the attack's max_queries=")
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"sample_rate must be {SAMPLE_RATE} (the model's rate), got {sample_rate!r}; "
                              "resample the waveform first with advx.audio.resample")
@@ -74,17 +73,6 @@ class SphinxASR:
         self.config = dict(config)
         self.decoder = decoder(**config)
         self.sample_rate = SAMPLE_RATE
-        self.budget = None if budget is None else int(budget)
-        self.queries = 0
-
-    @property
-    def remaining(self) -> int | None:
-        """Queries left before the budget is spent (None: no budget)."""
-        return None if self.budget is None else self.budget - self.queries
-
-    def reset(self) -> None:
-        """Forget the queries spent so far."""
-        self.queries = 0
 
     @staticmethod
     def pcm16(wave: Tensor) -> np.ndarray:
@@ -122,13 +110,7 @@ class SphinxASR:
     def _run(self, wave: Tensor) -> list[tuple[str, float]]:
         wave = self._check(wave)
         batch = wave.reshape(-1, wave.shape[-1])
-        n = batch.shape[0]
-        if self.budget is not None and self.queries + n > self.budget:
-            raise QueryBudgetExceeded(
-                f"query budget exceeded: {self.queries} of {self.budget} utterances decoded, this call asks for {n} "
-                "more; raise budget= or lower the attack's max_queries="
-            )
-        self.queries += n
+        self._spend(batch.shape[0])
         return [self._decode(row) for row in self.pcm16(batch)]
 
     def _decode(self, pcm: np.ndarray) -> tuple[str, float]:

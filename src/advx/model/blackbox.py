@@ -41,13 +41,54 @@ from torch import Tensor, nn
 from advx.model.counting import Budget
 from advx.model.scores import InvalidScores, check_scores
 
-__all__ = ["QueryBudgetExceeded", "InvalidScores", "ScoresOnly", "LabelOnly"]
+__all__ = ["QueryBudgetExceeded", "InvalidScores", "ScoresOnly", "LabelOnly", "Budgeted"]
 
 log = logging.getLogger(__name__)
 
 
 class QueryBudgetExceeded(RuntimeError):
     """A black-box model was asked for more inputs than its budget allows."""
+
+
+class Budgeted:
+    """Queries billed to an :class:`advx.model.Budget` (``self.bill``, the evaluation's hard-cap rule): a call that
+    would take ``queries`` past ``budget`` raises :class:`QueryBudgetExceeded` before the model runs.
+
+    The black-box views below and :class:`advx.audio.SphinxASR` are ``Budgeted``: each opens its bill with
+    :meth:`_open_bill` and pays for a call of ``n`` inputs with :meth:`_spend` before running it.
+    """
+
+    bill: Budget
+
+    def _open_bill(self, budget: int | None, unit: str, fix: str) -> None:
+        if budget is not None and (isinstance(budget, bool) or int(budget) != budget or budget < 0):
+            raise ValueError(f"budget must be a whole number of queries >= 0 or None, got {budget!r}")
+        self.bill = Budget(None if budget is None else int(budget), unit=unit, error=QueryBudgetExceeded, fix=fix)
+
+    @property
+    def budget(self) -> int | None:
+        """Total queries allowed (None: unlimited)."""
+        return self.bill.limit
+
+    @property
+    def queries(self) -> int:
+        """Queries spent so far."""
+        return self.bill.spent
+
+    @property
+    def remaining(self) -> int | None:
+        """Queries left before the budget is spent (None: no budget)."""
+        return self.bill.left()
+
+    def reset(self) -> None:
+        """Forget the queries spent so far."""
+        self.bill.spent, self.bill.hit = 0, False
+
+    def _spend(self, n: int) -> None:
+        """Pay for a call of ``n`` queries, or raise :class:`QueryBudgetExceeded` (nothing spent) if it would
+        pass the budget."""
+        self.bill.reserve(n)
+        self.bill.charge(n)
 
 
 class _NoGradient(torch.autograd.Function):
@@ -63,15 +104,13 @@ class _NoGradient(torch.autograd.Function):
         )
 
 
-class _BlackBox(nn.Module):
+class _BlackBox(nn.Module, Budgeted):
     labels: bool | None = False  #: what the view takes from the model (check_scores): scores only, or labels too
 
     def __init__(self, model: Callable[[Any], Any], budget: int | None = None, array: str = "auto"):
         super().__init__()
         if not callable(model):
             raise TypeError(f"model must be callable (an nn.Module or a function of arrays), got {type(model).__name__}")
-        if budget is not None and (int(budget) != budget or budget < 0):
-            raise ValueError(f"budget must be a whole number of queries >= 0 or None, got {budget!r}")
         if array not in ("auto", "torch", "numpy"):
             raise ValueError(f"array must be 'auto', 'torch' or 'numpy', got {array!r}")
         if isinstance(model, nn.Module):
@@ -79,35 +118,13 @@ class _BlackBox(nn.Module):
         else:
             self.__dict__["model"] = model  # a plain callable, not a submodule
         self.numpy = array == "numpy" or (array == "auto" and not isinstance(model, nn.Module))
-        #: the queries spent so far against the budget (counted by the evaluation's rule, advx.model.Budget)
-        self.bill = Budget(None if budget is None else int(budget), unit="inputs", error=QueryBudgetExceeded,
-                           fix="; raise budget= or lower the attack's queries=")
+        self._open_bill(budget, unit="inputs", fix="; raise budget= or lower the attack's queries=")
         self.classes: int | None = None  #: the class count of the scores seen so far (fixed by the first call)
         self.training = bool(getattr(model, "training", False))  # an API is in eval mode; a module says itself
 
-    @property
-    def budget(self) -> int | None:
-        """Total inputs the model may evaluate (None: unlimited)."""
-        return self.bill.limit
-
-    @property
-    def queries(self) -> int:
-        """Inputs evaluated so far."""
-        return self.bill.spent
-
-    @property
-    def remaining(self) -> int | None:
-        """Queries left before the budget is spent (None: no budget)."""
-        return self.bill.left()
-
-    def reset(self) -> None:
-        """Forget the queries spent so far."""
-        self.bill.spent, self.bill.hit = 0, False
-
     def _raw(self, x: Tensor) -> Tensor:
         n = x.shape[0]
-        self.bill.reserve(n)
-        self.bill.charge(n)
+        self._spend(n)
         with torch.no_grad():
             out = self.model(x.detach().cpu().numpy()) if self.numpy else self.model(x.detach())
         out = check_scores(out, n, self.classes, labels=self.labels, expected=self._expected())
