@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 import shutil
@@ -526,8 +527,11 @@ def test_the_two_commands_are_what_make_and_ci_run():
         pytest.skip("no make on this machine")
 
     def dry(target: str) -> list[str]:
-        p = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                           check=True)
+        # under `make test` (as CI runs it) this make is a child: without the parent's MAKEFLAGS/MAKELEVEL and with
+        # --no-print-directory it prints only the recipe lines, as on a bare shell
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+        p = subprocess.run(["make", "--no-print-directory", "-n", "-B", target], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=True, env=env)
         return [line.split("  #")[0].strip() for line in p.stdout.splitlines()]
 
     setup = ["bash scripts/system-deps.sh",                       # as root: the Debian packages
