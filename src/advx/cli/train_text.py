@@ -20,7 +20,7 @@ import click
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_text", "model_paths"]
+__all__ = ["train_text", "model_paths", "check_out"]
 
 
 def model_paths(out: Path) -> tuple[Path, Path]:
@@ -46,9 +46,10 @@ def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | Non
 
     ``overrides``: TrainConfig fields over the recipe's; ``attack``: a text attack for
     adversarial augmentation (one round before every epoch after the first, ``adv_examples``
-    training texts each; ``adv_keep``: "all" rounds' texts stay, or each "round" replaces the last); ``eval_n``: test texts scored after every epoch. Returns
-    (the stored model as a classifier, its metadata); the test accuracy is that of the
-    stored (float16) weights on the whole test split.
+    training texts each; ``adv_keep``: "all" rounds' texts stay, or each "round" replaces
+    the last); ``eval_n``: test texts scored after every epoch. Returns (the stored model
+    as a classifier, its metadata); the test accuracy is that of the stored (float16)
+    weights on the whole test split.
     """
     import torch
 
