@@ -212,6 +212,8 @@ def train(model_name: str | None, arch: str | None, data_name: str | None, epoch
     clf, meta = train_text(spec.recipe, spec.dataset, run.out, command=command, name=model_name, seed=run.seed,
                            n_train=run.n, overrides=overrides, attack=attack, adv_examples=adv_examples, adv_keep=adv_keep,
                            resume=run.resume, overwrite=run.overwrite, device=run.device, progress=progress)
+    if meta is None:  # another rank under torchrun: rank 0 reports
+        return
     click.echo(f"{model_name}: clean test accuracy {100 * meta['test_accuracy']:.1f}% "
                f"({meta['train_seconds']:.0f} s, {meta['adversarial_examples_added']} adversarial examples added)")
     if eval_n:

@@ -48,7 +48,7 @@ def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | Non
     adversarial augmentation (one round before every epoch after the first, ``adv_examples``
     training texts each; ``adv_keep``: "all" rounds' texts stay, or each "round" replaces
     the last); ``eval_n``: test texts scored after every epoch. Returns (the stored model
-    as a classifier, its metadata); the test accuracy is that of the stored (float16)
+    as a classifier, its metadata; None on the other ranks under torchrun); the test accuracy is that of the stored (float16)
     weights on the whole test split.
     """
     import torch
@@ -93,6 +93,8 @@ def train_text(recipe, dataset: str, out: Path, *, command: str, name: str | Non
                     on_epoch=on_epoch, on_epoch_start=augmentation, param_groups=prep.param_groups,
                     stop_after=stop_after)
     seconds = time.perf_counter() - t0
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return prep.classifier, None  # under torchrun every rank holds the same weights; rank 0 writes them
     rounds = augmentation.rounds if augmentation else []
     meta = {"name": name or stem.name, "dataset": dataset, "test_size": len(test), "train_size": len(train_set),
             "epochs": epochs, "train_seconds": round(seconds, 1),
