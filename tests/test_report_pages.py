@@ -263,40 +263,32 @@ window.addEventListener('load', () => {
 });
 </script>"""
 
-_DRIVER = """<!doctype html><html><body style="margin:0">%s
-<pre id="out"></pre>
-<script>
-let left = %d;
-const out = {};
-function done(name, f) {
-  const b = f.contentDocument && f.contentDocument.body;
-  out[name] = b ? b.getAttribute('data-probe') : null;
-  if (--left === 0) document.getElementById('out').textContent = JSON.stringify(out);
-}
-</script></body></html>"""
-
-
 def _browse(pages: dict[str, str], tmp: Path) -> dict[str, dict]:
+    """Each page in its own headless Chromium (``--dump-dom`` after its load event, when the probe has
+    written its findings into ``body[data-probe]``); three at a time.
+
+    One browser per page, not one driver page of iframes: ``--dump-dom`` does not wait for a driver's
+    iframes, so on a busy machine the driver was dumped before its frames had loaded (a flaky test)."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is needed for the report tests: run scripts/system-deps.sh (apt-get install chromium)")
-    frames = []
-    for name, page in pages.items():
-        (tmp / f"{name}.html").write_text(page.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
-        frames.append(f'<iframe src="{name}.html" width="{VIEWPORT}" height="900" style="border:0;display:block" '
-                      f"onload=\"setTimeout(() => done('{name}', this), 50)\"></iframe>")
-    driver = tmp / "driver.html"
-    driver.write_text(_DRIVER % ("\n".join(frames), len(frames)), encoding="utf-8")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           "--disable-background-networking", "--allow-file-access-from-files", "--hide-scrollbars",
-           f"--user-data-dir={tmp / 'profile'}", f"--window-size={VIEWPORT + 40},1000", "--virtual-time-budget=20000",
-           "--dump-dom", driver.as_uri()]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    m = re.search(r'<pre id="out">(.*?)</pre>', out.stdout, re.S)
-    assert m and m.group(1), "the frames did not report: " + out.stdout[-500:]
-    probes = json.loads(html.unescape(m.group(1)))
-    assert set(probes) == set(pages)
-    return {k: json.loads(v) for k, v in probes.items()}
+
+    def probe(name: str) -> dict:
+        page = tmp / f"{name}.html"
+        page.write_text(pages[name].replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--disable-background-networking", "--allow-file-access-from-files", "--hide-scrollbars",
+               f"--user-data-dir={tmp / f'profile-{name}'}", f"--window-size={VIEWPORT},1000",
+               "--virtual-time-budget=30000", "--dump-dom", page.as_uri()]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+        assert out.returncode == 0, (name, out.stderr[-2000:])
+        m = re.search(r'<body[^>]*\sdata-probe="([^"]*)"', out.stdout)
+        assert m, f"the {name} page did not report (its load event did not run the probe): {out.stdout[-300:]}"
+        return json.loads(html.unescape(m.group(1)))
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(pages, pool.map(probe, pages)))
 
 
 @pytest.fixture(scope="module")
