@@ -39,7 +39,16 @@ import warnings
 import torch
 from torch import Tensor
 
-from advx.attacks.base import Attack, AttackContext, BestRuns, best_of_restarts, in_range, positive_int, top_targets
+from advx.attacks.base import (
+    Attack,
+    AttackContext,
+    BestRuns,
+    best_of_restarts,
+    in_range,
+    is_adversarial,
+    positive_int,
+    top_targets,
+)
 from advx.attacks.losses import LossFn, dlr, get_loss, margin
 from advx.attacks.registry import register
 from advx.threat import Threat, per_sample
@@ -142,20 +151,28 @@ class APGD(Attack):
         f_out = torch.full((n,), torch.inf, dtype=f_k.dtype, device=x0.device)
         last_ckpt = 0
 
+        def rows_of(act: Tensor) -> tuple:
+            """What the active rows ``act`` read every iteration: gathered once per set of rows."""
+            ida = idx[act]
+            return ida, x0[act], eta_max[act], loss_fn(act), *ctx.labels(ida)
+
+        ida, xs, eta_a, loss_a, y_a, t_a = rows_of(act)
         for k in range(steps + 1):
-            adv = ctx.adversarial(logits, idx[act])  # judged at x_k
+            adv = is_adversarial(logits, y_a, t_a)  # judged at x_k (ctx.adversarial)
             if bool(adv.any()):  # early stop: keep the adversarial iterate
                 x_out[act[adv]], adv_out[act[adv]] = s["x"][adv], True
-                act, s = act[~adv], {key: v[~adv] for key, v in s.items()}
+                keep = (~adv).nonzero().squeeze(1)
+                act, s = act[keep], {key: v[keep] for key, v in s.items()}
                 if len(act) == 0:
                     break
+                ida, xs, eta_a, loss_a, y_a, t_a = rows_of(act)
             if k == steps:
                 break
             if k > 0 and k in ckpts:
-                self._checkpoint(s, x0[act], eta_max[act], k - last_ckpt, sparse)
+                self._checkpoint(s, xs, eta_a, k - last_ckpt, sparse)
                 last_ckpt = k
             # --- the step to x_k+1
-            xa, xs = s["x"], x0[act]
+            xa = s["x"]
             if sparse:
                 x_new = threat.project(xa + per_sample(s["eta"], xa) * threat.step(s["grad"], xa, k=(s["frac"] * xa[0].numel()).floor()), xs)
             else:
@@ -164,15 +181,16 @@ class APGD(Attack):
                 x_new = threat.project(xa + a * (z - xa) + (1 - a) * (xa - s["prev"]), xs) if a < 1 else z
             s["prev"], s["x"] = xa, x_new
             if k + 1 < steps:
-                f_new, s["grad"], logits = ctx.gradient(x_new, loss_fn(act), idx[act])
+                f_new, s["grad"], logits = ctx.gradient(x_new, loss_a, ida)
             else:  # the last iterate needs no gradient
-                logits = ctx.forward(x_new, idx[act])
-                f_new = loss_fn(act)(logits)
+                logits = ctx.forward(x_new, ida)
+                f_new = loss_a(logits)
             s["incr"] += (f_new > s["f"]).float()
             s["f"] = f_new
             up = f_new > s["f_max"]
             s["f_max"] = torch.where(up, f_new, s["f_max"])
-            s["x_max"][up], s["g_max"][up] = x_new[up], s["grad"][up]
+            up_x = per_sample(up, x_new)
+            s["x_max"], s["g_max"] = torch.where(up_x, x_new, s["x_max"]), torch.where(up_x, s["grad"], s["g_max"])
 
         if len(act):
             x_out[act], f_out[act] = s["x_max"], s["f_max"]

@@ -44,12 +44,13 @@ from advx.attacks.base import (
     as_image,
     best_of_restarts,
     in_range,
+    is_adversarial,
     positive_int,
     query_budget,
 )
 from advx.attacks.losses import LossFn, get_loss
 from advx.attacks.registry import register
-from advx.threat import Threat, per_sample
+from advx.threat import Linf, Threat, per_sample
 
 __all__ = ["Square", "p_schedule"]
 
@@ -79,19 +80,33 @@ class _Draw:
         return torch.randint(0, high + 1, (n,), generator=self.g, device=self.g.device).to(self.like.device)
 
 
-def _window(t: Tensor, vh: Tensor, vw: Tensor, sh: int, sw: int):
+def _window(t: Tensor, vh: Tensor, vw: Tensor, sh: int, sw: int, windows: _Windows | None = None):
     """Advanced index of the (sh, sw) window at per-sample offsets (vh, vw), channels last."""
-    ar = torch.arange(sh, device=t.device), torch.arange(sw, device=t.device)
-    b = torch.arange(t.shape[0], device=t.device)[:, None, None]
-    return b, (vh[:, None] + ar[0])[:, :, None], (vw[:, None] + ar[1])[:, None, :]
+    b, ah, aw = (windows or _Windows()).ranges(t.shape[0], sh, sw, t.device)
+    return b, (vh[:, None] + ah)[:, :, None], (vw[:, None] + aw)[:, None, :]
+
+
+class _Windows:
+    """The index ranges of :func:`_window`, made once per (rows, window) shape of a search."""
+
+    def __init__(self):
+        self.cache: dict = {}
+
+    def ranges(self, n: int, sh: int, sw: int, device) -> tuple[Tensor, Tensor, Tensor]:
+        key = (n, sh, sw, device)
+        got = self.cache.get(key)
+        if got is None:
+            got = self.cache[key] = (torch.arange(n, device=device)[:, None, None], torch.arange(sh, device=device),
+                                     torch.arange(sw, device=device))
+        return got
 
 
 def _get(t: Tensor, idx) -> Tensor:
     return t.permute(0, 2, 3, 1)[idx].permute(0, 3, 1, 2)  # (n, C, sh, sw)
 
 
-def _put(t: Tensor, idx, value: Tensor) -> None:
-    t.permute(0, 2, 3, 1)[idx] = value.permute(0, 2, 3, 1)
+def _put(t: Tensor, idx, value: Tensor | float) -> None:
+    t.permute(0, 2, 3, 1)[idx] = value.permute(0, 2, 3, 1) if isinstance(value, Tensor) else value
 
 
 def _nested_squares(a: int, b: int, dtype, device) -> Tensor:
@@ -165,20 +180,33 @@ class Square(Attack):
         loss_best, adv = judge(x_best, act)
         act = act[~adv]
         per_run = (self.queries - CONTRACT_QUERIES) // self.restarts
+        windows = _Windows()
+        # the active rows' constants, gathered again only when a row leaves
+        x0a, eps_a, ida, ya = x0[act], eps[act], idx[act], y[act]
+        ta = None if target is None else target[act]
+        xb, lb = x_best[act], loss_best[act]  # the active rows' best points and losses (written back below)
         for it in range(1, per_run):
             if len(act) == 0:
                 break
             p = p_schedule(self.p_init, it, self.queries // self.restarts)
-            delta = as_image(x_best[act] - x0[act]).clone()
+            delta = as_image(xb - x0a)  # a new tensor: the steps may write into it
             if self.l2:
-                x_new = self._step_l2(x0[act], delta, eps[act], p, draw)
+                x_new = self._step_l2(x0a, delta, eps_a, p, draw, windows)
             else:
-                x_new = self._step_linf(x0[act], x_best[act], delta, eps[act], p, draw)
-            loss_new, adv_new = judge(x_new, act)
-            better = adv_new | (loss_new > loss_best[act])
-            x_best[act[better]], loss_best[act[better]] = x_new[better], loss_new[better]
-            adv[act[adv_new]] = True
-            act = act[~adv_new]
+                x_new = self._step_linf(x0a, xb, delta, eps_a, p, draw, windows)
+            logits = ctx.forward(x_new, ida)
+            loss_new, adv_new = self.loss(logits, ya, ta), is_adversarial(logits, ya, ta)
+            better = adv_new | (loss_new > lb)
+            xb, lb = torch.where(per_sample(better, x_new), x_new, xb), torch.where(better, loss_new, lb)
+            if bool(adv_new.any()):
+                x_best[act], loss_best[act] = xb, lb
+                adv[act[adv_new]] = True
+                keep = (~adv_new).nonzero().squeeze(1)
+                act, xb, lb = act[keep], xb[keep], lb[keep]
+                x0a, eps_a, ida, ya = x0[act], eps[act], idx[act], y[act]
+                ta = None if target is None else target[act]
+        if len(act):
+            x_best[act], loss_best[act] = xb, lb
         return x_best, loss_best, adv
 
     # ------------------------------------------------------------------ Linf
@@ -196,25 +224,64 @@ class Square(Attack):
         n, c, _, w = img.shape
         return per_sample(eps, img) * draw.signs(n, c, 1, w).expand_as(img)
 
-    def _step_linf(self, x0: Tensor, x_best: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw) -> Tensor:
+    def _step_linf(self, x0: Tensor, x_best: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw,
+                   windows: _Windows | None = None) -> Tensor:
         n, c, h, w = delta.shape
         sh, sw = self._side(p, h, w)
-        win = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
-        best_img = as_image(x_best)
-        redo = torch.arange(n, device=x0.device)
-        x_new = x_best.clone()
-        for _ in range(10):  # resample the signs of windows the change would leave as they are
-            d = delta[redo].clone()
-            sub = tuple(t[redo] for t in win)
-            sub = (torch.arange(len(redo), device=d.device)[:, None, None],) + sub[1:]
+        win = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw, windows)
+        if type(self.threat) is Linf:
+            return self._step_linf_elementwise(x0, x_best, delta, eps, draw, win, sh, sw)
+        best_win = _get(as_image(x_best), win)  # the window's current content, per row
+        # first draw on every row (no row gathers), then redraw the rows whose window would not change
+        d = delta.clone()
+        _put(d, win, (per_sample(eps, d) * draw.signs(n, c, 1, 1)).expand(-1, -1, sh, sw))
+        x_new = self.threat.project(x0 + d.reshape(x0.shape), x0)
+        same = (_get(as_image(x_new), win) - best_win).abs().lt(1e-7).flatten(1).all(1)
+        if not bool(same.any()):
+            return x_new
+        redo = same.nonzero().squeeze(1)
+        for _ in range(9):  # resample the signs of windows the change would leave as they are
+            d = delta[redo]
+            sub = (torch.arange(len(redo), device=d.device)[:, None, None], win[1][redo], win[2][redo])
             _put(d, sub, (per_sample(eps[redo], d) * draw.signs(len(redo), c, 1, 1)).expand(-1, -1, sh, sw))
             cand = self.threat.project(x0[redo] + d.reshape(x0[redo].shape), x0[redo])
             x_new[redo] = cand
-            same = (_get(as_image(cand), sub) - _get(best_img[redo], sub)).abs().lt(1e-7).flatten(1).all(1)
+            same = (_get(as_image(cand), sub) - best_win[redo]).abs().lt(1e-7).flatten(1).all(1)
             redo = redo[same]
             if len(redo) == 0:
                 break
         return x_new
+
+    def _step_linf_elementwise(self, x0: Tensor, x_best: Tensor, delta: Tensor, eps: Tensor, draw: _Draw, win,
+                               sh: int, sw: int) -> Tensor:
+        """:meth:`_step_linf` for a projection that acts on each component alone (``Linf``), drawing the same.
+
+        Each channel's window, projected, depends on its own sign only, and the rest of the row on neither:
+        so the window is projected once at +eps and once at -eps on every channel, and the redraws of the
+        windows that would stay as they are read which of the two each sign gives, without projecting again.
+        """
+        n, c = delta.shape[:2]
+        e = per_sample(eps, delta)
+        d_plus, d_minus = delta.clone(), delta.clone()
+        _put(d_plus, win, e.expand(n, c, sh, sw))  # eps * (+1) is eps, eps * (-1) is -eps: the same values
+        _put(d_minus, win, (-e).expand(n, c, sh, sw))
+        both = self.threat.project(torch.cat([x0 + d_plus.reshape(x0.shape), x0 + d_minus.reshape(x0.shape)]),
+                                   torch.cat([x0, x0]))
+        plus, minus = as_image(both[:n]), as_image(both[n:])
+        best_win = _get(as_image(x_best), win)
+        same_plus = (_get(plus, win) - best_win).abs().lt(1e-7).flatten(2).all(2)  # (n, C): channel unchanged
+        same_minus = (_get(minus, win) - best_win).abs().lt(1e-7).flatten(2).all(2)
+        up = draw.uniform(n, c, 1, 1).lt(0.5).reshape(n, c)  # the sign +1 (draw.signs' rule)
+        same = torch.where(up, same_plus, same_minus).all(1)
+        if bool(same.any()):
+            redo = same.nonzero().squeeze(1)
+            for _ in range(9):  # resample the signs of windows the change would leave as they are
+                u = draw.uniform(len(redo), c, 1, 1).lt(0.5).reshape(-1, c)
+                up[redo] = u
+                redo = redo[torch.where(u, same_plus[redo], same_minus[redo]).all(1)]
+                if len(redo) == 0:
+                    break
+        return torch.where(up.reshape(n, c, 1, 1), plus, minus).reshape(x0.shape)
 
     # -------------------------------------------------------------------- L2
     def _init_l2(self, img: Tensor, eps: Tensor, draw: _Draw) -> Tensor:
@@ -231,17 +298,18 @@ class Square(Attack):
         norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         return delta * per_sample(eps / norm, delta)
 
-    def _step_l2(self, x0: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw) -> Tensor:
+    def _step_l2(self, x0: Tensor, delta: Tensor, eps: Tensor, p: float, draw: _Draw,
+                 windows: _Windows | None = None) -> Tensor:
         n, c, h, w = delta.shape
         sh, sw = self._side(p, h, w, floor=3)
         if sh == sw and sh % 2 == 0 and sh < min(h, w):
             sh = sw = sh + 1  # odd windows centre the bump, as in the paper
-        w1 = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
-        w2 = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw)
+        w1 = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw, windows)
+        w2 = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw, windows)
         in_w1 = _get(delta, w1)
         mask = torch.zeros_like(delta)
-        _put(mask, w1, torch.ones_like(in_w1))
-        _put(mask, w2, torch.ones_like(in_w1))
+        _put(mask, w1, 1.0)
+        _put(mask, w2, 1.0)
         norm_w1 = in_w1.flatten(2).norm(dim=2)[..., None, None]  # (n, C, 1, 1)
         norm_union = (delta * mask).flatten(2).norm(dim=2)[..., None, None]
         room = (per_sample(eps, delta) ** 2 - delta.flatten(1).pow(2).sum(1).reshape(-1, 1, 1, 1)).clamp_min(0)
@@ -251,7 +319,7 @@ class Square(Attack):
             bump = torch.where(draw.uniform(n, 1, 1, 1) < 0.5, bump, bump.T)
         new = bump * draw.signs(n, c, 1, 1) + in_w1 / (norm_w1 + 1e-10)
         new = new / new.flatten(2).norm(dim=2)[..., None, None].clamp_min(1e-12) * budget
-        _put(delta, w2, torch.zeros_like(in_w1))
+        _put(delta, w2, 0.0)
         _put(delta, w1, new)
         scale = eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         return self.threat.project(x0 + (delta * per_sample(scale, delta)).reshape(x0.shape), x0)

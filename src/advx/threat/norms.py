@@ -71,7 +71,15 @@ class Threat(ABC):
         return self._lo, self._hi
 
     def box(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Low and high bounds shaped to broadcast against batch ``x``."""
+        """Low and high bounds shaped to broadcast against batch ``x`` (made once per device, dtype and layout)."""
+        key = (x.device, x.dtype, x.dim(), x.shape[1] if x.dim() >= 3 else None)
+        cache = self.__dict__.setdefault("_boxes", {})
+        got = cache.get(key)
+        if got is None or got[0] is not self._lo or got[1] is not self._hi:
+            got = cache[key] = (self._lo, self._hi, self._box(x))
+        return got[2]
+
+    def _box(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = []
         for b in (self._lo, self._hi):
             b = b.to(device=x.device, dtype=x.dtype)
@@ -326,33 +334,37 @@ class L2(Threat):
         # its bound. The projection is z(t*) for the largest t* with norm <= r.
         lo, hi = self.box(x)
         n = x.shape[0]
-        d = _flat(x_adv - x)
+        diff = x_adv - x
+        d = _flat(diff)
         xf = _flat(x)
         lo_f = _flat(lo.expand_as(x))
         hi_f = _flat(hi.expand_as(x))
         r2 = self.radius(x).pow(2)
         room = torch.where(d > 0, hi_f - xf, lo_f - xf)  # signed distance to the bound hit
         with torch.no_grad():
-            safe_d = torch.where(d == 0, torch.ones_like(d), d)
-            tb = torch.where(d == 0, torch.full_like(d, math.inf), room / safe_d).clamp_min(0)
-        full = torch.minimum(tb, torch.ones_like(tb))  # coordinate's t at which it saturates (<=1)
+            zero = d == 0
+            safe_d = torch.where(zero, 1.0, d)
+            tb = torch.where(zero, math.inf, room / safe_d).clamp_min(0)
         clipped_sq = torch.where(tb <= 1, room.pow(2), d.pow(2))  # contribution at t=1
         inside = clipped_sq.sum(1) <= r2
+        if bool(inside.all()):  # t* = 1 on every row
+            return self.clip(x_adv)
+        full = tb.clamp_max(1)  # coordinate's t at which it saturates (<=1)
         t_star = torch.ones(n, dtype=x.dtype, device=x.device)
-        if not bool(inside.all()):
-            idx = (~inside).nonzero().squeeze(1)
-            tbs, order = full[idx].sort(dim=1)
-            dd = d[idx].gather(1, order).pow(2)
-            cc = room[idx].gather(1, order).pow(2)
-            cum_c = cc.cumsum(1)  # clipped contributions of first j+1 breakpoints
-            rest_d = dd.sum(1, keepdim=True) - dd.cumsum(1)  # free d^2 after them
-            f = cum_c + tbs.pow(2) * rest_d  # ||z(t_j) - x||^2 at each breakpoint
-            j = (f < r2[idx].unsqueeze(1)).sum(1, keepdim=True)  # first breakpoint over r^2
-            prev_c = torch.where(j > 0, cum_c.gather(1, (j - 1).clamp_min(0)), torch.zeros_like(j, dtype=x.dtype))
-            prev_rest = torch.where(j > 0, rest_d.gather(1, (j - 1).clamp_min(0)), dd.sum(1, keepdim=True))
-            t = ((r2[idx].unsqueeze(1) - prev_c).clamp_min(0) / prev_rest.clamp_min(1e-30)).sqrt()
-            t_star[idx] = t.squeeze(1).clamp(0, 1)
-        z = torch.where(per_sample(t_star, x) >= 1, x_adv, x + per_sample(t_star, x) * (x_adv - x))
+        idx = (~inside).nonzero().squeeze(1)
+        tbs, order = full[idx].sort(dim=1)
+        dd = d[idx].gather(1, order).pow(2)
+        cc = room[idx].gather(1, order).pow(2)
+        cum_c = cc.cumsum(1)  # clipped contributions of first j+1 breakpoints
+        rest_d = dd.sum(1, keepdim=True) - dd.cumsum(1)  # free d^2 after them
+        f = cum_c + tbs.pow(2) * rest_d  # ||z(t_j) - x||^2 at each breakpoint
+        j = (f < r2[idx].unsqueeze(1)).sum(1, keepdim=True)  # first breakpoint over r^2
+        prev_c = torch.where(j > 0, cum_c.gather(1, (j - 1).clamp_min(0)), torch.zeros_like(j, dtype=x.dtype))
+        prev_rest = torch.where(j > 0, rest_d.gather(1, (j - 1).clamp_min(0)), dd.sum(1, keepdim=True))
+        t = ((r2[idx].unsqueeze(1) - prev_c).clamp_min(0) / prev_rest.clamp_min(1e-30)).sqrt()
+        t_star[idx] = t.squeeze(1).clamp(0, 1)
+        t_s = per_sample(t_star, x)
+        z = torch.where(t_s >= 1, x_adv, x + t_s * diff)
         return self.clip(z)  # rows inside the ball are only boxed: no rounding through x + (x_adv - x)
 
     def _sample_ball(self, x, generator):
