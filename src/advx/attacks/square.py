@@ -69,12 +69,13 @@ class _Draw:
 
     def __init__(self, generator: torch.Generator, like: Tensor):
         self.g, self.like = generator, like
+        self.pm = torch.ones((), dtype=like.dtype, device=like.device), -torch.ones((), dtype=like.dtype, device=like.device)
 
     def uniform(self, *shape: int) -> Tensor:
         return torch.rand(shape, generator=self.g, device=self.g.device).to(self.like)
 
     def signs(self, *shape: int) -> Tensor:
-        return self.uniform(*shape).lt(0.5).to(self.like.dtype) * 2 - 1
+        return torch.where(self.uniform(*shape).lt(0.5), *self.pm)  # +1 below 0.5, else -1
 
     def offsets(self, n: int, high: int) -> Tensor:
         return torch.randint(0, high + 1, (n,), generator=self.g, device=self.g.device).to(self.like.device)

@@ -15,6 +15,7 @@ subclass, for NaN or inf. The remote client raises them as
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,9 @@ def check_scores(scores: Any, n: int, classes: int | None = None, *, where: str 
     if scores.dim() not in dims or scores.shape[0] != n or (scores.dim() == 2 and scores.shape[1] < 1):
         want = " or ".join([f"(N, classes) = ({n}, C)"] * (2 in dims) + [f"(N,) = ({n},)"] * (1 in dims))
         raise InvalidScores(f"{where} must return {what} of shape {want}, got {tuple(scores.shape)}")
-    if finite and scores.is_floating_point():
+    # a finite sum means every score is finite (a NaN or inf makes it NaN or inf): one reduction, one sync; a sum
+    # that overflows is looked at element by element
+    if finite and scores.is_floating_point() and not math.isfinite(float(scores.detach().sum())):
         ok = torch.isfinite(scores.detach())
         if not bool(ok.all()):
             bad = ~ok.reshape(n, -1).all(1)
