@@ -8,6 +8,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from advx.defenses.loop import CheckpointError, TensorBatches, TrainConfig, read_checkpoint, train
@@ -154,3 +156,18 @@ def test_stop_after_ends_on_the_full_schedule_and_a_resume_without_it_finishes(t
     for bad in (0, 5, 2.0, True):
         with pytest.raises(ValueError, match="stop_after"):
             train(_net(), _data(), config, stop_after=bad)
+
+
+@settings(deadline=None)
+@given(schedule=st.sampled_from(["cosine", "onecycle", "linear", "constant"]), total=st.integers(1, 400),
+       warmup=st.floats(0, 1), lr=st.floats(1e-6, 10))
+def test_every_schedule_stays_in_0_lr_rises_through_its_warm_up_then_never_rises(schedule, total, warmup, lr):
+    config = TrainConfig(lr=lr, schedule=schedule, lr_warmup=warmup)
+    rates = [config.lr_at(step, total) for step in range(total)]
+    assert all(0 <= r <= lr * (1 + 1e-12) for r in rates)
+    rise = max(1, round(warmup * total)) if schedule in ("onecycle", "linear") else 0
+    assert all(a < b for a, b in zip(rates[:rise], rates[1:rise]))  # the warm-up climbs
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(rates[rise:], rates[rise + 1:]))  # then it never rises
+    if schedule == "linear" and total > rise:
+        steps = [a - b for a, b in zip(rates[rise:], rates[rise + 1:])]
+        assert max(steps) - min(steps) <= 1e-9 * lr  # a straight line down
