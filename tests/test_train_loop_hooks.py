@@ -168,6 +168,6 @@ def test_every_schedule_stays_in_0_lr_rises_through_its_warm_up_then_never_rises
     rise = max(1, round(warmup * total)) if schedule in ("onecycle", "linear") else 0
     assert all(a < b for a, b in zip(rates[:rise], rates[1:rise]))  # the warm-up climbs
     assert all(b <= a * (1 + 1e-12) for a, b in zip(rates[rise:], rates[rise + 1:]))  # then it never rises
-    if schedule == "linear" and total > rise:
+    if schedule == "linear" and total > rise + 1:
         steps = [a - b for a, b in zip(rates[rise:], rates[rise + 1:])]
         assert max(steps) - min(steps) <= 1e-9 * lr  # a straight line down
