@@ -347,22 +347,32 @@ class L2(Threat):
             tb = torch.where(zero, math.inf, room / safe_d).clamp_min(0)
         clipped_sq = torch.where(tb <= 1, room.pow(2), d.pow(2))  # contribution at t=1
         inside = clipped_sq.sum(1) <= r2
-        if bool(inside.all()):  # t* = 1 on every row
+        if bool(inside.all()) and x_adv.dtype == x.dtype:  # t* = 1 on every row
             return self.clip(x_adv)
         full = tb.clamp_max(1)  # coordinate's t at which it saturates (<=1)
-        t_star = torch.ones(n, dtype=x.dtype, device=x.device)
         idx = (~inside).nonzero().squeeze(1)
-        tbs, order = full[idx].sort(dim=1)
-        dd = d[idx].gather(1, order).pow(2)
-        cc = room[idx].gather(1, order).pow(2)
+        every = len(idx) == n  # no row inside: no gathering of rows
+
+        def rows(t: Tensor) -> Tensor:
+            return t if every else t[idx]
+
+        tbs, order = rows(full).sort(dim=1)
+        dd = rows(d).gather(1, order).pow(2)
+        cc = rows(room).gather(1, order).pow(2)
         cum_c = cc.cumsum(1)  # clipped contributions of first j+1 breakpoints
-        rest_d = dd.sum(1, keepdim=True) - dd.cumsum(1)  # free d^2 after them
+        dd_sum = dd.sum(1, keepdim=True)
+        rest_d = dd_sum - dd.cumsum(1)  # free d^2 after them
         f = cum_c + tbs.pow(2) * rest_d  # ||z(t_j) - x||^2 at each breakpoint
-        j = (f < r2[idx].unsqueeze(1)).sum(1, keepdim=True)  # first breakpoint over r^2
+        r2_out = rows(r2).unsqueeze(1)
+        j = (f < r2_out).sum(1, keepdim=True)  # first breakpoint over r^2
         prev_c = torch.where(j > 0, cum_c.gather(1, (j - 1).clamp_min(0)), torch.zeros_like(j, dtype=x.dtype))
-        prev_rest = torch.where(j > 0, rest_d.gather(1, (j - 1).clamp_min(0)), dd.sum(1, keepdim=True))
-        t = ((r2[idx].unsqueeze(1) - prev_c).clamp_min(0) / prev_rest.clamp_min(1e-30)).sqrt()
-        t_star[idx] = t.squeeze(1).clamp(0, 1)
+        prev_rest = torch.where(j > 0, rest_d.gather(1, (j - 1).clamp_min(0)), dd_sum)
+        t = ((r2_out - prev_c).clamp_min(0) / prev_rest.clamp_min(1e-30)).sqrt().squeeze(1).clamp(0, 1)
+        if every:
+            t_star = t.to(x.dtype)  # as the assignment below casts
+        else:
+            t_star = torch.ones(n, dtype=x.dtype, device=x.device)
+            t_star[idx] = t
         t_s = per_sample(t_star, x)
         z = torch.where(t_s >= 1, x_adv, x + t_s * diff)
         return self.clip(z)  # rows inside the ball are only boxed: no rounding through x + (x_adv - x)
