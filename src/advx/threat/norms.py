@@ -79,6 +79,11 @@ class Threat(ABC):
             got = cache[key] = (self._lo, self._hi, self._box(x))
         return got[2]
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_boxes", None)  # box()'s cache of tensors on the devices used here: made again where it is used
+        return state
+
     def _box(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = []
         for b in (self._lo, self._hi):
