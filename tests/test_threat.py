@@ -280,3 +280,17 @@ def test_check_scale_names_the_likely_mistake():
     Decibels(-20).check_scale(clips)
     with pytest.raises(ValueError, match="did you mean db:-10"):
         Decibels(10).check_scale(clips)
+
+
+@pytest.mark.parametrize("threat", [Linf(0.1), L2(0.5), L1(2.0), Decibels(-20.0)], ids=str)
+def test_a_separable_projection_moves_each_component_on_its_own(threat):
+    # what Square's Linf step relies on: changing one component of x_adv changes only that component of the
+    # projection (Linf, Decibels), which an L2 / L1 projection does not promise
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 4, 4, generator=g) * 1.6 - 0.8
+    x_adv = x + torch.randn(x.shape, generator=g)
+    bumped = x_adv.clone()
+    bumped[:, 0, 1, 2] += 0.5
+    moved = (threat.project(bumped, x) != threat.project(x_adv, x)).flatten(1)
+    moved[:, 1 * 4 + 2] = False
+    assert bool(moved.any()) != threat.separable

@@ -50,7 +50,7 @@ from advx.attacks.base import (
 )
 from advx.attacks.losses import LossFn, get_loss
 from advx.attacks.registry import register
-from advx.threat import Linf, Threat, per_sample
+from advx.threat import Threat, per_sample
 
 __all__ = ["Square", "p_schedule"]
 
@@ -230,7 +230,7 @@ class Square(Attack):
         n, c, h, w = delta.shape
         sh, sw = self._side(p, h, w)
         win = _window(delta, draw.offsets(n, h - sh), draw.offsets(n, w - sw), sh, sw, windows)
-        if type(self.threat) is Linf:
+        if self.threat.separable:
             return self._step_linf_elementwise(x0, x_best, delta, eps, draw, win, sh, sw)
         best_win = _get(as_image(x_best), win)  # the window's current content, per row
         # first draw on every row (no row gathers), then redraw the rows whose window would not change
@@ -255,7 +255,7 @@ class Square(Attack):
 
     def _step_linf_elementwise(self, x0: Tensor, x_best: Tensor, delta: Tensor, eps: Tensor, draw: _Draw, win,
                                sh: int, sw: int) -> Tensor:
-        """:meth:`_step_linf` for a projection that acts on each component alone (``Linf``), drawing the same.
+        """:meth:`_step_linf` for a separable projection (``Threat.separable``: Linf, Decibels), drawing the same.
 
         Each channel's window, projected, depends on its own sign only, and the rest of the row on neither:
         so the window is projected once at +eps and once at -eps on every channel, and the redraws of the

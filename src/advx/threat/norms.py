@@ -53,6 +53,9 @@ class Threat(ABC):
     p: float = math.nan
     #: the bounds a spec string leaves out (``linf:0.1`` means bounds (0, 1))
     default_bounds: tuple[float, float] = (0.0, 1.0)
+    #: ``project`` acts on each input component alone (given x): a component of the projection depends on that
+    #: component of x_adv only, so an attack may project candidate values of a component once and pick among them
+    separable: bool = False
 
     def __init__(self, eps: float, bounds: tuple[BoundLike, BoundLike] = (0.0, 1.0)):
         self.eps = self._check_eps(eps)
@@ -292,6 +295,7 @@ class Linf(Threat):
 
     norm_name = "linf"
     p = math.inf
+    separable = True
 
     def norm(self, delta: Tensor) -> Tensor:
         return _flat(delta).abs().amax(dim=1)
