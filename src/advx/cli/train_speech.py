@@ -88,10 +88,11 @@ def _load_init(model, path: Path, sizes: str) -> str:
     import hashlib
 
     import torch
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
+    raw = path.read_bytes()  # read once: the weights and their sha256
     try:
-        state = load_file(str(path))
+        state = load(raw)
     except Exception as e:  # noqa: BLE001 -- safetensors raises several types on a file that is not one
         raise click.BadParameter(f"{path} is not a readable .safetensors file ({type(e).__name__}: {str(e)[:100]})",
                                  param_hint="--init") from None
@@ -111,7 +112,7 @@ def _load_init(model, path: Path, sizes: str) -> str:
         raise click.BadParameter(f"{path} holds non-finite weights (NaN or inf in {', '.join(bad[:3])})",
                                  param_hint="--init")
     model.load_state_dict(state)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _check_stop_after(checkpoint: Path, stop_after: int | None, resume: bool) -> int | None:
@@ -189,13 +190,20 @@ class BestEpoch:
         return history[-1].epoch
 
 
+def _save(model, out: Path, info: dict) -> None:
+    """The weights (``OUT``, safetensors) and their sidecar (``OUT.json``), each written atomically."""
+    from advx.data.atomic import atomic_save_tensors, atomic_write_text
+
+    atomic_save_tensors(out, model.state_dict())
+    atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
+
+
 def run_kws(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smoothing, width, weight_decay, n_train,
                eval_n, n_test, defense, options, defense_flags, resume, overwrite, device, progress, speech) -> None:
     """The keyword spotter on the spoken digits through the one loop: advx.audio's data, model and playback
     augmentation (room response, gain, shift, noise), the val split scored per epoch (the best epoch's weights are
     kept), the test split at the end."""
     import torch
-    from safetensors.torch import save_file
 
     from advx import zoo
     from advx.audio.data import _VERSION, load_digits
@@ -261,9 +269,7 @@ def run_kws(epochs, seed, out, batch_size, lr, optimizer, schedule, label_smooth
         "train_seconds_this_run": round(seconds, 1), "git_rev": zoo.git_revision(), "torch": torch.__version__,
         "command": cmd,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out))
-    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    _save(model, out, info)
     click.echo(f"test accuracy (voices never heard in training): {test_acc:.4f} on {len(test)} clips "
                f"(the weights of epoch {selected})")
     click.echo(f"wrote {out} and {out.with_suffix('.json')} (checkpoint: {checkpoint}); {seconds:.0f} s")
@@ -276,7 +282,6 @@ def run_ctc(epochs, seed, out, batch_size, lr, optimizer, schedule, weight_decay
     test split (greedy, beam, closed-vocabulary beam) and the real in-vocabulary recordings at the end; saved as
     OUT + its .json (config)."""
     import torch
-    from safetensors.torch import save_file
 
     from advx import zoo
     from advx.audio.ctc import CTCRecognizer, transcribe
@@ -351,9 +356,7 @@ def run_ctc(epochs, seed, out, batch_size, lr, optimizer, schedule, weight_decay
             "command": cmd}
     if real is not None:
         info["real_pocketsphinx_testdata"] = real
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out))
-    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    _save(model, out, info)
     click.echo(f"test WER (greedy): {scores['greedy']['wer']:.4f} on {len(test)} clips (the weights of epoch "
                f"{selected})" + ("" if real is None else f"; real recordings, closed-vocabulary beam: "
                                                          f"{real['beam8_vocabulary_wer']:.4f} WER"))
