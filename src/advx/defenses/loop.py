@@ -413,9 +413,13 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
                     ) -> tuple[int, TrainConfig, list[EpochStats]]:
     """Restore ``model`` (and ``optimizer``) in place from a verified checkpoint; returns (epochs done, config,
     history). Raises :class:`CheckpointError` for a damaged or non-finite one."""
-    path = Path(path)
+    return _restore(*read_checkpoint(Path(path)), model, optimizer)
+
+
+def _restore(tensors: dict[str, Tensor], meta: dict[str, str], model: nn.Module,
+             optimizer: torch.optim.Optimizer | None) -> tuple[int, TrainConfig, list[EpochStats]]:
+    """:func:`load_checkpoint` on a checkpoint already read (and verified) by :func:`read_checkpoint`."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    tensors, meta = read_checkpoint(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None:
         optim_meta = json.loads(meta["optim"])
@@ -523,7 +527,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
     if resume:
         if checkpoint is None:
             raise ValueError("resume=True needs checkpoint= (the file to resume from)")
-        _, meta = read_checkpoint(checkpoint)
+        tensors, meta = read_checkpoint(checkpoint)  # read once: checked against this run, then restored
         saved = TrainConfig(**json.loads(meta["config"]))
         if asdict(saved) != asdict(config):
             diff = {f.name: (getattr(saved, f.name), getattr(config, f.name)) for f in fields(config)
@@ -535,7 +539,7 @@ def train(model: nn.Module, data: Any, config: TrainConfig | None = None, *,
             raise CheckpointError(f"checkpoint {checkpoint} belongs to another run: its fingerprint differs in "
                                   f"{', '.join(differs[:6])}; resume with the same model and data, or --overwrite "
                                   f"to start again")
-        start, _, history = load_checkpoint(checkpoint, model, optimizer)
+        start, _, history = _restore(tensors, meta, model, optimizer)
         state = json.loads(meta.get("data_state", "null"))
         if state is not None and hasattr(batches, "load_state"):
             batches.load_state(state)
