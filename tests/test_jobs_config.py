@@ -49,16 +49,21 @@ def test_model_and_data_hashes_see_every_weight_and_value():
     assert data_sha256(x, y) != data_sha256(x, torch.tensor([1, 0])) and len(data_sha256(x, y)) == 64
 
 
+def _linear_problem(n: int):
+    """A seeded linear classifier of 4x4 images, n images and its own labels for them."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    x = torch.rand(n, 1, 4, 4)
+    with torch.no_grad():
+        return model, x, model(x).argmax(1)
+
+
 def test_evaluate_and_attack_jobs_tick_inside_their_first_batch():
     from advx.jobs.attack import AttackJob
     from advx.jobs.evaluate import EvaluateJob
     from advx.threat import Linf
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
-    x = torch.rand(6, 1, 4, 4)
-    with torch.no_grad():
-        y = model(x).argmax(1)
+    model, x, y = _linear_problem(6)
     ticks: list[float] = []
     job = EvaluateJob(model, (x, y), "linf:0.2", attacks="fgsm,pgd", checks=False, batch_size=6, argv=["advx"])
     job.run_batch(0, ticks.append)
@@ -110,11 +115,7 @@ def test_the_python_api_refuses_an_eps_on_the_wrong_scale_unless_allowed():
     from advx.jobs.attack import run_experiment
     from advx.threat import Linf
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
-    x = torch.rand(4, 1, 4, 4)
-    with torch.no_grad():
-        y = model(x).argmax(1)
+    model, x, y = _linear_problem(4)
 
     class Data:
         pass
