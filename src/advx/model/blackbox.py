@@ -82,13 +82,12 @@ class Budgeted:
 
     def reset(self) -> None:
         """Forget the queries spent so far."""
-        self.bill.spent, self.bill.hit = 0, False
+        self.bill.reset()
 
     def _spend(self, n: int) -> None:
         """Pay for a call of ``n`` queries, or raise :class:`QueryBudgetExceeded` (nothing spent) if it would
         pass the budget."""
-        self.bill.reserve(n)
-        self.bill.charge(n)
+        self.bill.spend(n)
 
 
 class _NoGradient(torch.autograd.Function):

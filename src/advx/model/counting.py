@@ -126,6 +126,15 @@ class Budget:
     def charge(self, passes: int) -> None:
         self.spent += int(passes)
 
+    def spend(self, passes: int) -> None:
+        """:meth:`reserve` then :meth:`charge`: pay for a call before it runs (nothing is spent if refused)."""
+        self.reserve(passes)
+        self.charge(passes)
+
+    def reset(self) -> None:
+        """Start the count again (the limit stays)."""
+        self.spent, self.hit = 0, False
+
     @contextmanager
     def free(self):
         self.exempt += 1
